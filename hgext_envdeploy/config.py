@@ -1,0 +1,272 @@
+# config.py - environments read from hgrc
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""The configuration model: ``[environments]`` parsed into plain objects.
+
+Every environment key is ``[environments] ENV.KEY``; any key may also be set
+in ``[envdeploy]`` as a default for every environment.  The rest of the
+extension reads :class:`Environment` and :class:`Host`, never the hgrc.
+"""
+
+import os
+import re
+
+from mercurial.i18n import _
+from mercurial import error, registrar
+from mercurial.utils import procutil
+
+configtable = {}
+configitem = registrar.configitem(configtable)
+
+# Per-environment keys and their built-in defaults.  ``None`` means "not
+# set": each key is documented in the extension help and in hgrc.example.
+ENV_KEYS = {
+    b'branch': None,  # the environment's own name
+    b'hosts': b'',
+    b'path': None,
+    b'source': b'',
+    b'migrate': b'',
+    b'reload': b'',
+    b'check': b'',
+    b'hg': None,  # 'hg' on a remote host, this hg for a local environment
+    b'identity': b'',
+}
+
+# Settings that only make sense once, in [envdeploy].
+GLOBAL_KEYS = {
+    b'knownhosts': b'~/.ssh/known_hosts',
+    b'hostkeys': b'strict',
+    b'sshconfig': b'~/.ssh/config',
+    b'concurrency': 8,
+    b'locktimeout': 30,
+    b'timeout': 600,
+    b'connecttimeout': 15,
+}
+
+HOSTKEY_POLICIES = (b'strict', b'accept-new')
+
+for _key, _default in ENV_KEYS.items():
+    configitem(b'envdeploy', _key, default=_default)
+for _key, _default in GLOBAL_KEYS.items():
+    configitem(b'envdeploy', _key, default=_default)
+configitem(b'environments', b'.*', default=None, generic=True)
+
+LOCAL = b'local'
+
+_ENV_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
+# [user@]host[:port], host may be a bracketed IPv6 address.
+_HOST = re.compile(
+    br'^(?:(?P<user>[^@\s:/]+)@)?'
+    br'(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)'
+    br'(?::(?P<port>[0-9]+))?$'
+)
+
+
+class Host:
+    """One target of an environment.
+
+    ``port`` and ``user`` are None when the hgrc did not give them, so that
+    ``~/.ssh/config`` and the ssh defaults can fill them in.
+    """
+
+    def __init__(self, spec, hostname=None, user=None, port=None):
+        self.spec = spec
+        self.hostname = hostname
+        self.user = user
+        self.port = port
+
+    @property
+    def islocal(self):
+        return self.hostname is None
+
+    @property
+    def name(self):
+        return self.spec
+
+    def __repr__(self):
+        return '<Host %s>' % self.spec.decode('utf-8', 'replace')
+
+
+class Environment:
+    """A named branch deployed to a set of hosts, with its commands."""
+
+    def __init__(self, name, values, hosts):
+        self.name = name
+        self.values = values
+        self.hosts = hosts
+
+    def __getattr__(self, key):
+        try:
+            return self.values[key.encode('ascii')]
+        except KeyError:
+            raise AttributeError(key)
+
+    @property
+    def islocal(self):
+        return self.hosts[0].islocal
+
+    def describe(self):
+        if self.islocal:
+            return _(b'local')
+        return b', '.join(h.spec for h in self.hosts)
+
+
+def parsehost(spec, source=b''):
+    """Parse ``[user@]host[:port]`` into a :class:`Host`."""
+    m = _HOST.match(spec)
+    if not m:
+        raise _configerror(
+            _(b"malformed host '%s'") % spec,
+            source,
+            _(b"write hosts as [user@]host[:port], separated by commas"),
+        )
+    port = m.group('port')
+    if port is not None:
+        port = int(port)
+        if not 0 < port < 65536:
+            raise _configerror(
+                _(b"port out of range in host '%s'") % spec,
+                source,
+                _(b'a port is a number from 1 to 65535'),
+            )
+    hostname = m.group('host')
+    if hostname.startswith(b'['):
+        hostname = hostname[1:-1]
+    return Host(spec, hostname=hostname, user=m.group('user'), port=port)
+
+
+def parsehosts(value, source=b''):
+    """Split a ``hosts`` value on commas and whitespace; reject empty items."""
+    value = value.strip()
+    if not value:
+        return []
+    items = [i.strip() for i in value.split(b',')]
+    if any(not i for i in items):
+        raise _configerror(
+            _(b"empty host entry in '%s'") % value,
+            source,
+            _(b'remove the extra comma'),
+        )
+    hosts = []
+    for item in items:
+        for spec in item.split():
+            hosts.append(parsehost(spec, source))
+    specs = [h.spec for h in hosts]
+    dupes = sorted({s for s in specs if specs.count(s) > 1})
+    if dupes:
+        raise _configerror(
+            _(b'host listed twice: %s') % b', '.join(dupes), source
+        )
+    return hosts
+
+
+def _configerror(msg, source=b'', hint=None):
+    if source:
+        msg = b'%s: %s' % (source, msg)
+    return error.ConfigError(msg, hint=hint)
+
+
+def envnames(ui):
+    """The environment names declared in [environments], in order."""
+    names = []
+    for key, value in ui.configitems(b'environments'):
+        name = key.split(b'.', 1)[0]
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _source(ui, section, key):
+    src = ui.configsource(section, key)
+    return src if src and src != b'none' else b''
+
+
+def load(ui, name):
+    """Return the :class:`Environment` called ``name``, validated."""
+    names = envnames(ui)
+    if name not in names:
+        if names:
+            hint = _(b'known environments: %s') % b', '.join(names)
+        else:
+            hint = _(
+                b'declare one in [environments], for example\n'
+                b'  staging.path = /srv/staging/project\n'
+                b"(see 'hg help -e hgext_envdeploy')"
+            )
+        raise error.InputError(
+            _(b"unknown environment '%s'") % name, hint=hint
+        )
+    if not _ENV_NAME.match(name):
+        raise _configerror(
+            _(b"invalid environment name '%s'") % name,
+            hint=_(b'use letters, digits, - and _'),
+        )
+
+    values = {}
+    prefix = name + b'.'
+    for key, value in ui.configitems(b'environments'):
+        if not key.startswith(prefix):
+            continue
+        sub = key[len(prefix) :]
+        if sub not in ENV_KEYS:
+            raise _configerror(
+                _(b"unknown key '%s' for environment '%s'") % (sub, name),
+                _source(ui, b'environments', key),
+                _(b'known keys: %s') % b', '.join(sorted(ENV_KEYS)),
+            )
+        values[sub] = value
+    for key in ENV_KEYS:
+        if key not in values:
+            values[key] = ui.config(b'envdeploy', key)
+
+    if not values[b'branch']:
+        values[b'branch'] = name
+    if not values[b'path']:
+        raise _configerror(
+            _(b"environment '%s' has no path") % name,
+            hint=_(b'set %s.path in [environments] to the repository on the '
+                   b'target') % name,
+        )
+    hostsource = _source(ui, b'environments', prefix + b'hosts')
+    hosts = parsehosts(values[b'hosts'] or b'', hostsource)
+    if not hosts:
+        hosts = [Host(LOCAL)]
+        # A local environment runs this very hg unless told otherwise, so a
+        # newcomer's virtualenv works without being on PATH.
+        if not values[b'hg']:
+            values[b'hg'] = procutil.shellquote(procutil.hgexecutable())
+        values[b'path'] = _expandpath(values[b'path'])
+    if not values[b'hg']:
+        values[b'hg'] = b'hg'
+    return Environment(name, values, hosts)
+
+
+def _expandpath(path):
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def settings(ui):
+    """The run-wide [envdeploy] settings, validated."""
+    policy = ui.config(b'envdeploy', b'hostkeys')
+    if policy not in HOSTKEY_POLICIES:
+        raise _configerror(
+            _(b"unknown hostkeys mode '%s'") % policy,
+            _source(ui, b'envdeploy', b'hostkeys'),
+            _(b'use one of: %s') % b', '.join(HOSTKEY_POLICIES),
+        )
+    out = {b'hostkeys': policy}
+    for key in (b'knownhosts', b'sshconfig'):
+        out[key] = _expandpath(ui.config(b'envdeploy', key))
+    for key in (b'concurrency', b'locktimeout', b'timeout', b'connecttimeout'):
+        value = ui.configint(b'envdeploy', key)
+        if value is None or value < 1:
+            raise _configerror(
+                _(b'[envdeploy] %s must be a positive number') % key,
+                _source(ui, b'envdeploy', key),
+            )
+        out[key] = value
+    return out

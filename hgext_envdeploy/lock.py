@@ -1,0 +1,123 @@
+# lock.py - the deploy lock on a target
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""One deploy at a time per target repository.
+
+The lock is the directory ``.hg/envdeploy/lock`` (``mkdir`` is atomic on
+every POSIX system and network file system) holding an ``info`` file of
+``key=value`` lines: ``user``, ``client``, ``since``, ``command``, and the
+``pid`` and ``node`` (``uname -n``) of the shell on the target that holds
+it.
+
+That shell is the deploy's own session (see shell.py): it removes the lock
+in an EXIT trap, so the lock goes away with the session even when the
+deploying machine dies or the user presses Ctrl-C.  A lock whose holder
+shell is gone from the machine that holds it (a target that crashed, a
+killed sshd) is stale: the next deploy says so and takes it over.  A lock
+held by a live process is never broken without ``--break-lock``.
+"""
+
+from .shell import quote
+
+LOCKDIR = b'.hg/envdeploy/lock'
+
+# Exit statuses of the acquiring script.
+ACQUIRED = 0
+BUSY = 75
+
+_ACQUIRE = b'''\
+_envdeploy_lock="$PWD/%(lockdir)s"
+_envdeploy_waited=0
+_envdeploy_status=%(busy)d
+mkdir -p "$(dirname "$_envdeploy_lock")"
+if [ %(breaklock)s = yes ] && [ -d "$_envdeploy_lock" ]; then
+  echo "broken:"; cat "$_envdeploy_lock/info" 2>/dev/null
+  rm -rf "$_envdeploy_lock"
+fi
+while :; do
+  if mkdir "$_envdeploy_lock" 2>/dev/null; then
+    printf '%%s\\n' %(info)s "pid=$$" "node=$(uname -n)" > "$_envdeploy_lock/info"
+    trap 'rm -rf "$_envdeploy_lock"' EXIT
+    trap 'exit 129' HUP
+    trap 'exit 143' TERM
+    _envdeploy_status=0
+    break
+  fi
+  _envdeploy_pid=$(sed -n 's/^pid=//p' "$_envdeploy_lock/info" 2>/dev/null)
+  _envdeploy_node=$(sed -n 's/^node=//p' "$_envdeploy_lock/info" 2>/dev/null)
+  if [ -n "$_envdeploy_pid" ] && [ "$_envdeploy_node" = "$(uname -n)" ] \\
+     && ! kill -0 "$_envdeploy_pid" 2>/dev/null \\
+     && [ ! -d "/proc/$_envdeploy_pid" ] \\
+     && ! ps -p "$_envdeploy_pid" >/dev/null 2>&1; then
+    echo "stale:"; cat "$_envdeploy_lock/info"
+    rm -rf "$_envdeploy_lock"
+    continue
+  fi
+  if [ "$_envdeploy_waited" -ge %(timeout)d ]; then
+    echo "held:"; cat "$_envdeploy_lock/info" 2>/dev/null
+    break
+  fi
+  if [ "$_envdeploy_waited" = 0 ]; then
+    echo "waiting:"; cat "$_envdeploy_lock/info" 2>/dev/null
+  fi
+  sleep 1
+  _envdeploy_waited=$((_envdeploy_waited + 1))
+done
+[ "$_envdeploy_status" = 0 ]'''
+
+RELEASE = b'rm -rf "$_envdeploy_lock"; trap - EXIT HUP TERM'
+
+
+def acquirescript(holder, timeout, breaklock=False):
+    """Shell for the deploy's main shell: take the lock, wait ``timeout`` s.
+
+    ``holder`` maps info keys to bytes; newlines are flattened so that the
+    info file stays one fact per line.
+    """
+    info = b' '.join(
+        quote(b'%s=%s' % (k, v.replace(b'\n', b' ')))
+        for k, v in sorted(holder.items())
+    )
+    return _ACQUIRE % {
+        b'lockdir': LOCKDIR,
+        b'busy': BUSY,
+        b'breaklock': b'yes' if breaklock else b'no',
+        b'info': info,
+        b'timeout': timeout,
+    }
+
+
+def parseinfo(output):
+    """Split the acquiring script's output into events.
+
+    Returns a list of ``(event, info)`` where event is ``waiting``,
+    ``stale``, ``broken`` or ``held`` and info maps keys to bytes.
+    """
+    events = []
+    for line in output.splitlines():
+        if line.endswith(b':') and line[:-1] in (
+            b'waiting', b'stale', b'broken', b'held'
+        ):
+            events.append((line[:-1].decode('ascii'), {}))
+        elif events and b'=' in line:
+            key, value = line.split(b'=', 1)
+            events[-1][1][key] = value
+    return events
+
+
+def describe(info):
+    """``user@client since TIME (pid N on NODE, COMMAND)`` for messages."""
+    if not info:
+        return b'unknown holder (no lock info)'
+    return b'%s on %s since %s (%s, pid %s on %s)' % (
+        info.get(b'user', b'?'),
+        info.get(b'client', b'?'),
+        info.get(b'since', b'?'),
+        info.get(b'command', b'?'),
+        info.get(b'pid', b'?'),
+        info.get(b'node', b'?'),
+    )

@@ -1,0 +1,112 @@
+# shell.py - one POSIX shell on a target, driven command by command
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""Quoting, and a long-lived ``sh`` on the target fed through a transport.
+
+A deploy opens one shell per host and writes each step to its standard
+input, so the whole deploy is one SSH session (one connection, no new
+channel per step), the deploy lock can live exactly as long as that shell,
+and the client still decides after every step what comes next.  After each
+step the shell prints a marker carrying a random token and the step's exit
+status; nothing a step prints can forge it.
+"""
+
+import os
+import shlex
+import time
+
+from mercurial import pycompat
+
+
+def quote(value):
+    """Quote bytes for a POSIX shell: the result is one literal word."""
+    text = value.decode('utf-8', 'surrogateescape')
+    return shlex.quote(text).encode('utf-8', 'surrogateescape')
+
+
+class ShellError(Exception):
+    """The shell or its transport broke down (not a failing command)."""
+
+
+class Shell:
+    """Run scripts one after the other in one ``sh`` over ``transport``.
+
+    ``transport`` has ``send(bytes)``, ``recv(timeout) -> bytes`` (``b''``
+    at end of stream) and ``close()``.
+    """
+
+    def __init__(self, transport, timeout):
+        self.transport = transport
+        self.timeout = timeout
+        self._token = pycompat.sysbytes(os.urandom(12).hex())
+        self._marker = b'\x1eenvdeploy-%s:' % self._token
+        self._buffer = b''
+
+    def run(self, script, output=None, subshell=True, timeout=None):
+        """Run ``script``; return ``(status, output bytes)``.
+
+        Standard input is /dev/null, so a step never eats the next one.  In
+        a subshell, ``exit`` or ``cd`` in the script do not affect later
+        scripts; the lock and the working directory use ``subshell=False``.
+        ``output(line)`` receives each complete line as it arrives.
+        """
+        opener, closer = (b'(', b')') if subshell else (b'{', b'}')
+        if not script.strip():
+            script = b':'
+        self.transport.send(
+            b'%s %s\n%s </dev/null 2>&1\n'
+            b'printf \'\\036envdeploy-%s:%%d\\n\' "$?"\n'
+            % (opener, script, closer, self._token)
+        )
+        return self._collect(output, timeout or self.timeout)
+
+    def _collect(self, output, timeout):
+        captured = []
+        deadline = time.monotonic() + timeout
+        while True:
+            pos = self._buffer.find(self._marker)
+            if pos >= 0:
+                end = self._buffer.find(b'\n', pos)
+                if end >= 0:
+                    status = int(self._buffer[pos + len(self._marker) : end])
+                    self._emit(self._buffer[:pos], captured, output, final=True)
+                    self._buffer = self._buffer[end + 1 :]
+                    return status, b''.join(captured)
+            # Emit complete lines now, keep a partial line (it may be the
+            # start of the marker) for later.
+            cut = self._buffer.rfind(b'\n') + 1
+            if cut:
+                self._emit(self._buffer[:cut], captured, output)
+                self._buffer = self._buffer[cut:]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ShellError('no answer for %d seconds' % timeout)
+            data = self.transport.recv(remaining)
+            if not data:
+                self._emit(self._buffer, captured, output, final=True)
+                self._buffer = b''
+                raise ShellError('connection closed')
+            self._buffer += data
+            # A step that prints steadily is alive: the timeout is for
+            # silence, as ssh's ServerAliveInterval thinks of it.
+            deadline = time.monotonic() + timeout
+
+    @staticmethod
+    def _emit(data, captured, output, final=False):
+        if not data:
+            return
+        captured.append(data)
+        if output is not None:
+            lines = data.split(b'\n')
+            if lines[-1] == b'':
+                lines.pop()
+            for line in lines:
+                output(line)
+
+    def close(self):
+        """End the shell: its EXIT trap runs, then the transport closes."""
+        self.transport.close()
