@@ -344,7 +344,7 @@ class Deploy:
             b'user': self.user,
             b'client': self.client,
             b'since': pycompat.sysbytes(_isotime(time.time())),
-            b'command': b'%s %s' % (self.kind, self.env.name),
+            b'command': b'env%s %s' % (self.kind, self.env.name),
         }
         status, out = shell.run(
             lock.acquirescript(holder, self.settings[b'locktimeout'],

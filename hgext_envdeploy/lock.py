@@ -42,7 +42,10 @@ while :; do
   if mkdir "$_envdeploy_lock" 2>/dev/null; then
     printf '%%s\\n' %(info)s "pid=$$" "node=$(uname -n)" > "$_envdeploy_lock/info"
     trap 'rm -rf "$_envdeploy_lock"' EXIT
+    # A session cut off mid-step gets HUP, or PIPE at its next output:
+    # leave through the EXIT trap either way.
     trap 'exit 129' HUP
+    trap 'exit 141' PIPE
     trap 'exit 143' TERM
     _envdeploy_status=0
     break
@@ -69,7 +72,7 @@ while :; do
 done
 [ "$_envdeploy_status" = 0 ]'''
 
-RELEASE = b'rm -rf "$_envdeploy_lock"; trap - EXIT HUP TERM'
+RELEASE = b'rm -rf "$_envdeploy_lock"; trap - EXIT HUP PIPE TERM'
 
 
 def acquirescript(holder, timeout, breaklock=False):

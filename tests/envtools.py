@@ -1,0 +1,74 @@
+"""Helpers shared by the tests that deploy: targets, environments, journals."""
+import json
+import os
+import sys
+
+from djangoproject import applied_migrations
+
+PYTHON = sys.executable
+MIGRATE = f"{PYTHON} manage.py migrate --noinput"
+
+
+def clone_target(hgenv, central, dest):
+    """A target as the docs say to make one: hg clone -U CENTRAL PATH."""
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    hgenv.hg("clone", "-q", "-U", central, dest, check=True)
+    return dest
+
+
+def ssh_targets(hgenv, central, sshd_hosts, hosts, remote_path):
+    """Clone central to remote_path on each host; return each host's real path."""
+    return [
+        clone_target(hgenv, central, sshd_hosts.local_path(h, remote_path))
+        for h in hosts
+    ]
+
+
+def ssh_settings(sshd_hosts, extra=""):
+    """[envdeploy] for the test sshd: its known_hosts and the run's client key."""
+    return (
+        "[envdeploy]\n"
+        f"knownhosts = {sshd_hosts.known_hosts}\n"
+        f"identity = {sshd_hosts.client_key}\n"
+        "sshconfig = /dev/null\n" + extra
+    )
+
+
+def environment(name, **keys):
+    """[environments] lines for one environment."""
+    lines = ["[environments]"]
+    for key, value in keys.items():
+        lines.append(f"{name}.{key.replace('_', '.')} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def journal(target):
+    path = os.path.join(target, ".hg", "envdeploy", "journal.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as fp:
+        return [json.loads(line) for line in fp if line.strip()]
+
+
+def parent(hgenv, target):
+    return hgenv.hg("log", "-R", target, "-r", ".", "-T", "{node}", check=True).out
+
+
+def head(hgenv, repo, branch):
+    return hgenv.hg("log", "-R", repo, "-r", f"head() and branch({branch!r})",
+                    "-T", "{node}", check=True).out
+
+
+def migrations(target):
+    return [name for app, name in applied_migrations(os.path.join(target, "db.sqlite3"))
+            if app == "bar"]
+
+
+def commit_on(hgenv, repo, branch, message, change):
+    """Update repo to branch, let change(repo) edit files, commit, go back."""
+    hgenv.hg("update", "-q", branch, cwd=repo, check=True)
+    change(repo)
+    hgenv.hg("commit", "-q", "-A", "-m", message, cwd=repo, check=True)
+    node = hgenv.hg("log", "-r", ".", "-T", "{node}", cwd=repo, check=True).out
+    hgenv.hg("update", "-q", "default", cwd=repo, check=True)
+    return node
