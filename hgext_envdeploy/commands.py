@@ -8,9 +8,9 @@
 """Thin command wrappers: parse options, call the deploy logic, report."""
 
 from mercurial.i18n import _
-from mercurial import cmdutil, error, pycompat, registrar
+from mercurial import cmdutil, pycompat, registrar
 
-from . import config, deploy
+from . import deploy
 
 cmdtable = {}
 command = registrar.command(cmdtable)
@@ -48,61 +48,7 @@ def envdeploy(ui, repo, env, **opts):
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
-    environment = config.load(ui, env)
-    settings = config.settings(ui)
-    ctx = deploy.resolve(repo, environment, opts.get('rev'))
-    dryrun = opts.get('dry_run')
-    ui.status(
-        _(b'%s %s (%s) to %s: %s\n')
-        % (_(b'checking deploy of') if dryrun else _(b'deploying'),
-           ctx, environment.branch, environment.name, environment.describe())
+    return deploy.deployenv(
+        ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
+        breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
     )
-    run = deploy.Deploy(ui, repo, environment, ctx, settings, dryrun=dryrun,
-                        breaklock=opts.get('break_lock'))
-    results = run.run()
-    return report(ui, environment, results, pycompat.byteskwargs(opts))
-
-
-def report(ui, env, results, opts):
-    """The summary: one line per host, then the verdict; exit status."""
-    with ui.formatter(b'envdeploy', opts) as fm:
-        for r in results:
-            fm.startitem()
-            fm.data(env=env.name, host=r.host.name,
-                    outcome=r.outcome, node=r.tonode or b'',
-                    fromnode=r.fromnode or b'', failed=r.failed or b'',
-                    message=r.message, duration=round(r.duration, 3))
-            if fm.isplain():
-                label = b'envdeploy.ok' if r.ok else b'envdeploy.failed'
-                fm.plain(b'%s: %s\n' % (r.host.name, _describe(r)),
-                         label=label)
-    failed = [r for r in results if not r.ok]
-    if not failed:
-        return 0
-    for r in failed:
-        if r.output:
-            tail = r.output.splitlines()[-deploy.FAILURE_TAIL :]
-            ui.warn(_(b'%s: output of %s:\n') % (r.host.name, r.failed))
-            for line in tail:
-                ui.warn(b'%s:   %s\n' % (r.host.name, line))
-        if r.hint:
-            ui.warn(_(b'%s: (%s)\n') % (r.host.name, r.hint))
-    raise error.Abort(
-        _(b'deploy of %s failed on %d of %d hosts: %s')
-        % (env.name, len(failed), len(results),
-           b', '.join(b'%s (%s)' % (r.host.name, r.failed or r.outcome)
-                      for r in failed)),
-    )
-
-
-def _describe(r):
-    if r.outcome == b'ok':
-        return _(b'deployed %s (%.1fs)') % (r.tonode[:12], r.duration)
-    if r.outcome == b'planned':
-        return _(b'would deploy %s') % r.tonode[:12]
-    if r.outcome == b'unchanged':
-        return _(b'already at %s, check passed (%.1fs)') % (r.tonode[:12],
-                                                          r.duration)
-    if r.outcome == b'unreachable':
-        return _(b'unreachable: %s') % r.message
-    return _(b'FAILED at %s: %s') % (r.failed or r.outcome, r.message)

@@ -26,7 +26,7 @@ import time
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import journal, lock, transport
+from . import config, fanout, journal, lock, transport
 from .shell import Shell, ShellError, quote
 
 STEPS = (b'pull', b'update', b'migrate', b'reload', b'check')
@@ -161,42 +161,17 @@ class Deploy:
         if not self.env.islocal:
             self._sshcontext = transport.SSHContext(self.ui, self.settings)
         results = [HostResult(h) for h in hosts]
-        slots = threading.Semaphore(self.settings[b'concurrency'])
-        threads = []
 
-        def work(result):
-            with slots:
-                if self._cancel.is_set():
-                    result.fail(None, _(b'not started: interrupted'))
-                    return
-                self._host(result)
+        def work(index, host):
+            if self._cancel.is_set():
+                results[index].outcome = b'untouched'
+                results[index].message = _(b'not started: interrupted')
+                return
+            self._host(results[index])
 
-        for result in results:
-            t = threading.Thread(target=work, args=(result,), daemon=True)
-            threads.append(t)
-            t.start()
         topic = _(b'checking') if self.dryrun else _(b'deploying')
-        with self.ui.makeprogress(topic, unit=_(b'hosts'),
-                                  total=len(hosts)) as progress:
-            done = set()
-            try:
-                while len(done) < len(threads):
-                    for i, t in enumerate(threads):
-                        t.join(0.05)
-                        if not t.is_alive() and i not in done:
-                            done.add(i)
-                            progress.increment(item=hosts[i].name)
-            except KeyboardInterrupt:
-                # No new step starts; running steps finish, their hosts
-                # write the journal and release the lock.  A second Ctrl-C
-                # leaves at once (the sessions' EXIT traps still unlock).
-                self._cancel.set()
-                with self._outlock:
-                    self.ui.warn(_(b'interrupted: finishing running steps '
-                                   b'(Ctrl-C again to leave now)\n'))
-                for t in threads:
-                    t.join()
-                raise
+        fanout.foreach(self.ui, hosts, work, self.settings[b'concurrency'],
+                       topic, self._cancel)
         return results
 
     def _host(self, result):
@@ -225,6 +200,12 @@ class Deploy:
                 )
             finally:
                 shell.close()
+        except Exception as exc:
+            # A bug or an unexpected library error stays with its host: the
+            # other hosts go on, and the summary names it.
+            result.fail(result.current or b'internal',
+                        _(b'unexpected error: %s') % pycompat.bytestr(
+                            '%s: %s' % (type(exc).__name__, exc)))
         finally:
             result.duration = time.time() - result.started
             if result.outcome == b'failed':
@@ -451,3 +432,69 @@ def _jsonable(value):
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
     return value
+
+
+def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
+              opts=None):
+    """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
+
+    The one entry point for the command, ``envmerge --deploy`` and the
+    hooks, so that all of them lock, journal and report the same way.
+    Raises error.Abort naming the failed hosts when any host failed.
+    """
+    env = config.load(ui, name)
+    settings = config.settings(ui)
+    ctx = resolve(repo, env, rev)
+    ui.status(
+        _(b'%s %s (%s) to %s: %s\n')
+        % (_(b'checking deploy of') if dryrun else _(b'deploying'),
+           ctx, env.branch, env.name, env.describe())
+    )
+    run = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
+                 breaklock=breaklock)
+    return report(ui, env, run.run(), opts or {})
+
+
+def report(ui, env, results, opts):
+    """The summary: one line per host, then the verdict; exit status."""
+    with ui.formatter(b'envdeploy', opts) as fm:
+        for r in results:
+            fm.startitem()
+            fm.data(env=env.name, host=r.host.name,
+                    outcome=r.outcome, node=r.tonode or b'',
+                    fromnode=r.fromnode or b'', failed=r.failed or b'',
+                    message=r.message, duration=round(r.duration, 3))
+            if fm.isplain():
+                label = b'envdeploy.ok' if r.ok else b'envdeploy.failed'
+                fm.plain(b'%s: %s\n' % (r.host.name, _describe(r)),
+                         label=label)
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return 0
+    for r in failed:
+        if r.output:
+            tail = r.output.splitlines()[-FAILURE_TAIL:]
+            ui.warn(_(b'%s: output of %s:\n') % (r.host.name, r.failed))
+            for line in tail:
+                ui.warn(b'%s:   %s\n' % (r.host.name, line))
+        if r.hint:
+            ui.warn(_(b'%s: (%s)\n') % (r.host.name, r.hint))
+    raise error.Abort(
+        _(b'deploy of %s failed on %d of %d hosts: %s')
+        % (env.name, len(failed), len(results),
+           b', '.join(b'%s (%s)' % (r.host.name, r.failed or r.outcome)
+                      for r in failed)),
+    )
+
+
+def _describe(r):
+    if r.outcome == b'ok':
+        return _(b'deployed %s (%.1fs)') % (r.tonode[:12], r.duration)
+    if r.outcome == b'planned':
+        return _(b'would deploy %s') % r.tonode[:12]
+    if r.outcome == b'unchanged':
+        return _(b'already at %s, check passed (%.1fs)') % (r.tonode[:12],
+                                                          r.duration)
+    if r.outcome == b'unreachable':
+        return _(b'unreachable: %s') % r.message
+    return _(b'FAILED at %s: %s') % (r.failed or r.outcome, r.message)

@@ -125,6 +125,10 @@ class SSHContext:
 
     def __init__(self, ui, settings):
         with demandimport.deactivated():
+            # The idna codec is looked up on first use by socket; if that
+            # first use happens in several threads at once, all but one see
+            # "unknown encoding: idna".  Import it here, once.
+            import encodings.idna  # noqa: F401
             import paramiko
         self.paramiko = paramiko
         self.ui = ui

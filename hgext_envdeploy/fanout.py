@@ -1,0 +1,53 @@
+# fanout.py - run one piece of work per host, in parallel
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""Hosts of an environment in parallel, a bounded number at a time.
+
+Threads, not processes: the work is waiting on SSH sessions.  The main
+thread only shows progress and stays interruptible: on Ctrl-C it sets
+``cancel`` (the work checks it before each step), waits for the running
+work to end cleanly, and re-raises; a second Ctrl-C leaves at once (the
+threads are daemons, and every target's lock dies with its session).
+"""
+
+import threading
+
+from mercurial.i18n import _
+
+
+def foreach(ui, hosts, work, concurrency, topic, cancel=None):
+    """Call ``work(index, host)`` for every host; return when all are done."""
+    cancel = cancel or threading.Event()
+    slots = threading.Semaphore(concurrency)
+
+    def run(index, host):
+        with slots:
+            work(index, host)
+
+    threads = [
+        threading.Thread(target=run, args=(i, h), daemon=True)
+        for i, h in enumerate(hosts)
+    ]
+    for t in threads:
+        t.start()
+    with ui.makeprogress(topic, unit=_(b'hosts'), total=len(hosts)) as progress:
+        pending = list(enumerate(threads))
+        try:
+            while pending:
+                index, thread = pending[0]
+                thread.join(0.05)
+                for item in list(pending):
+                    if not item[1].is_alive():
+                        pending.remove(item)
+                        progress.increment(item=hosts[item[0]].name)
+        except KeyboardInterrupt:
+            cancel.set()
+            ui.warn(_(b'interrupted: letting running steps finish '
+                      b'(Ctrl-C again to leave now)\n'))
+            for t in threads:
+                t.join()
+            raise
