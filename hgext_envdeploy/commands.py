@@ -5,15 +5,31 @@
 # This software may be used and distributed according to the terms of the
 # GNU General Public License version 2 or any later version.
 
-"""Thin command wrappers: parse options, call the deploy logic, report."""
+"""Thin command wrappers: parse options, call the deploy logic, report.
+
+Only this module and config.py load with the extension; the logic is
+imported when a command runs, so plain hg commands stay as fast as without
+the extension.
+"""
+
+import importlib
 
 from mercurial.i18n import _
-from mercurial import cmdutil, pycompat, registrar
-
-from . import deploy
+from mercurial import cmdutil, demandimport, pycompat, registrar
 
 cmdtable = {}
 command = registrar.command(cmdtable)
+
+
+def logic(name):
+    """Import one of our modules, and all it imports, for real.
+
+    Deploys run hosts in threads, and a module left lazy by Mercurial's
+    demandimport, first touched by two threads at once, can look empty to
+    one of them ("module has no attribute").
+    """
+    with demandimport.deactivated():
+        return importlib.import_module('.' + name, __package__)
 
 
 @command(
@@ -48,7 +64,7 @@ def envdeploy(ui, repo, env, **opts):
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
-    return deploy.deployenv(
+    return logic('deploy').deployenv(
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
     )
