@@ -68,3 +68,53 @@ def envdeploy(ui, repo, env, **opts):
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
     )
+
+
+@command(
+    b'envrollback',
+    [
+        (b'', b'to', b'', _(b'return to this journal record (see hg envlog)'),
+         _(b'ID')),
+        (b'r', b'rev', b'', _(b'return to this changeset'), _(b'REV')),
+        (b'', b'migration', [],
+         _(b'migration target, as APP.NNNN or APP.zero (with -r or --to)'),
+         _(b'APP.NNNN')),
+        (b'f', b'force', False,
+         _(b'roll back even when the hosts disagree or one cannot be read')),
+        (b'', b'break-lock', False,
+         _(b'remove a deploy lock left by a dead deploy (DANGEROUS)')),
+    ]
+    + cmdutil.dryrunopts
+    + cmdutil.formatteropts,
+    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-n] ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envrollback(ui, repo, env, **opts):
+    """return an environment to an earlier deployment
+
+    On every host of ENV: revert the database migrations to the state the
+    earlier deployment left (while the current code, which holds the
+    migration files, is still checked out), then ``hg update -C`` to that
+    deployment's changeset, then run ``reload`` and ``check``.  The journal
+    gets a ``rollback`` record.
+
+    Without options, the target is the deployment before the current one in
+    each host's journal (rolling back twice goes two deployments back).
+    ``--to ID`` picks a journal record; ``-r REV`` a changeset (resolved
+    here to its full hash); ``--migration APP.NNNN`` (repeatable, e.g.
+    ``bar.0007`` or ``bar.zero``) sets migration targets explicitly.
+
+    All hosts are locked and read first.  When their journals disagree on
+    the target, or a host cannot be read, nothing changes unless --force.
+    A migration that cannot be reversed stops the rollback of its host
+    before the code is touched, with the schema put back.
+
+    With -n/--dry-run, show per host which migrations would be unapplied, in
+    which order, and the target changeset; change nothing.
+    """
+    return logic('rollback').rollbackenv(
+        ui, repo, env, rev=opts.get('rev'), toid=opts.get('to'),
+        migration=opts.get('migration'), force=opts.get('force'),
+        dryrun=opts.get('dry_run'), breaklock=opts.get('break_lock'),
+        opts=pycompat.byteskwargs(opts),
+    )

@@ -34,7 +34,16 @@ ENV_KEYS = {
     b'check': b'',
     b'hg': None,  # 'hg' on a remote host, this hg for a local environment
     b'identity': b'',
+    b'pushto': b'',  # where envmerge pushes; default-push/default if unset
+    b'onfailure': b'rollback',
+    b'migrate.state': b'',  # derived from migrate when it runs manage.py
+    b'migrate.rollback': b'',
+    b'requiredfiles': b'',  # untracked files a deploy needs (envsetup, envcheck)
+    b'localsettings': b'',  # local file envsetup uploads where it is missing
+    b'autodeploy': b'false',  # true, false or background (hooks.py)
 }
+
+ONFAILURE = (b'rollback', b'stop')
 
 # Settings that only make sense once, in [envdeploy].
 GLOBAL_KEYS = {
@@ -45,6 +54,7 @@ GLOBAL_KEYS = {
     b'locktimeout': 30,
     b'timeout': 600,
     b'connecttimeout': 15,
+    b'autodeploy.sources': b'serve push',  # what the changegroup hook deploys
 }
 
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
@@ -223,6 +233,12 @@ def load(ui, name):
         if key not in values:
             values[key] = ui.config(b'envdeploy', key)
 
+    if values[b'onfailure'] not in ONFAILURE:
+        raise _configerror(
+            _(b"unknown onfailure mode '%s'") % values[b'onfailure'],
+            _source(ui, b'environments', prefix + b'onfailure'),
+            _(b'use one of: %s') % b', '.join(ONFAILURE),
+        )
     if not values[b'branch']:
         values[b'branch'] = name
     if not values[b'path']:

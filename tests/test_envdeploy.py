@@ -304,14 +304,15 @@ def test_one_connection_per_host(hgenv, central_repo, sshd_hosts, remote_dir):
     assert open(h2.log).read().count("Accepted publickey") - before == 1
 
 
-def test_failing_host_is_named_and_others_finish(hgenv, central_repo, sshd_hosts,
-                                                 remote_dir):
+@pytest.mark.parametrize("onfailure", ["rollback", "stop"])
+def test_failing_host_is_named_and_the_others_follow_onfailure(
+        hgenv, central_repo, sshd_hosts, remote_dir, onfailure):
     h0, h1 = sshd_hosts.hosts[:2]
     path = os.path.join(remote_dir, "project")
     t0, t1 = ssh_targets(hgenv, central_repo, sshd_hosts, [h0, h1], path)
     open(os.path.join(t1, "broken"), "w").close()  # an untracked file, on host1 only
     hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
-        "staging", hosts=f"{h0.spec} {h1.spec}", path=path,
+        "staging", hosts=f"{h0.spec} {h1.spec}", path=path, onfailure=onfailure,
         check="if test -f broken; then echo 'host is broken'; exit 1; fi"))
 
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
@@ -319,8 +320,23 @@ def test_failing_host_is_named_and_others_finish(hgenv, central_repo, sshd_hosts
     assert r.rc != 0
     assert f"failed on 1 of 2 hosts: {h1.spec} (check)" in r.err
     assert f"{h1.spec}:   host is broken" in r.err
-    assert journal(t0)[-1]["outcome"] == "ok"
-    assert journal(t1)[-1]["outcome"] == "failed"
+    staging = head(hgenv, central_repo, "staging")
+    if onfailure == "rollback":
+        # Never mixed versions: both hosts are back where they were (empty).
+        assert f"; rolled back: {h0.spec}, {h1.spec}" in r.err
+        assert journal(t0)[-1]["outcome"] == "rolledback"
+        assert journal(t1)[-1]["outcome"] == "failed"
+        for t in (t0, t1):
+            assert journal(t)[-1]["rollback"]["outcome"] == "ok"
+            assert parent(hgenv, t) == "0" * 40
+        assert f"{h0.spec}: rolled back (the deploy failed on another host), now at 000000000000" in r.out
+    else:
+        assert journal(t0)[-1]["outcome"] == "ok"
+        assert journal(t1)[-1]["outcome"] == "failed"
+        assert "rollback" not in journal(t1)[-1]
+        assert parent(hgenv, t0) == parent(hgenv, t1) == staging
+        assert (f"{h1.spec}: FAILED at check: check exited with status 1; "
+                f"now at {staging[:12]}") in r.out
 
 
 def test_unknown_host_key_is_refused_under_strict(hgenv, central_repo, sshd_hosts,

@@ -1,0 +1,252 @@
+# run.py - what a deploy and a rollback share
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""One run of a command over the hosts of an environment.
+
+:class:`Run` opens each host's session (connect, enter the path, lock),
+keeps a host's failure with that host, writes the journal record, unlocks;
+:func:`report` prints the summary and decides the exit status.  The deploy
+and the rollback subclass :class:`Run` with their own steps.
+"""
+
+import getpass
+import socket
+import threading
+import time
+
+from mercurial.i18n import _
+from mercurial import error, node as nodemod, pycompat
+
+from . import fanout, target, transport
+from .shell import Shell, ShellError
+from .target import HostSession, StepFailed
+
+# Lines of a failing command's output shown in the error report.
+FAILURE_TAIL = 40
+
+
+def _who(ui):
+    return ui.config(b'ui', b'username') or pycompat.sysbytes(getpass.getuser())
+
+
+class Run:
+    """What a deploy and a rollback share: hosts, sessions, output, journal."""
+
+    kind = None
+
+    def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
+        self.ui = ui
+        self.env = env
+        self.settings = settings
+        self.dryrun = dryrun
+        self.breaklock = breaklock
+        self.id = pycompat.sysbytes(
+            time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+            + '-' + '%06x' % (int(time.time() * 1e6) & 0xFFFFFF)
+        )
+        self.user = _who(ui)
+        self.client = pycompat.sysbytes(socket.gethostname())
+        self._outlock = threading.Lock()
+        self.cancel = threading.Event()
+        self._sshcontext = None
+
+    # -- output, safe from several threads
+
+    def say(self, host, msg, method='status', label=b''):
+        with self._outlock:
+            getattr(self.ui, method)(b'%s: %s\n' % (host.name, msg),
+                                     label=label)
+
+    def printer(self, host):
+        def output(line):
+            self.say(host, b'| ' + line, 'note')
+
+        return output
+
+    # -- phases
+
+    def foreach(self, results, work, topic):
+        fanout.foreach(self.ui, [r.host for r in results],
+                       lambda i, host: work(results[i]),
+                       self.settings[b'concurrency'], topic, self.cancel)
+
+    def open(self, result):
+        """Connect, enter the path, take the lock: a ready HostSession.
+
+        None when the host cannot be reached (the result says why).
+        """
+        host = result.host
+        if self._sshcontext is None and not self.env.islocal:
+            self._sshcontext = transport.SSHContext(self.ui, self.settings)
+        try:
+            conn = transport.connect(host, self.env, self._sshcontext)
+        except transport.ConnectError as exc:
+            result.outcome = b'unreachable'
+            result.message = exc.msg
+            result.hint = exc.hint
+            self.say(host, exc.msg, 'warn', b'envdeploy.failed')
+            return None
+        session = HostSession(self.env, host,
+                              Shell(conn, self.settings[b'timeout']),
+                              self.settings, self.say)
+        result.session = session
+        session.enter()
+        if not self.dryrun:
+            session.lock(target.holder(self.user, self.client, self.kind,
+                                       self.env.name), self.breaklock)
+        return session
+
+    def guarded(self, result, work):
+        """Run ``work(result)``; keep any failure with its host."""
+        try:
+            work(result)
+        except StepFailed as exc:
+            result.failwith(exc)
+        except ShellError as exc:
+            result.fail(result.current or b'connection',
+                        _(b'lost the connection: %s')
+                        % pycompat.bytestr(str(exc)))
+        except error.Abort as exc:
+            result.fail(result.current or b'plan', exc.message, hint=exc.hint)
+        except Exception as exc:
+            # A bug or an unexpected library error stays with its host: the
+            # other hosts go on, and the summary names it.
+            result.fail(result.current or b'internal',
+                        _(b'unexpected error: %s') % pycompat.bytestr(
+                            '%s: %s' % (type(exc).__name__, exc)))
+        if result.outcome == b'failed':
+            self.say(result.host, _(b'FAILED at %s: %s')
+                     % (result.failed or b'connection', result.message),
+                     'warn', b'envdeploy.failed')
+
+    def finish(self, result, record):
+        """Journal ``record`` (unless dry run), unlock, disconnect."""
+        session = result.session
+        if session is None:
+            return
+        try:
+            if session.locked and record is not None:
+                session.append(record)
+        except (StepFailed, ShellError) as exc:
+            self.say(result.host, _(b'could not write the journal: %s')
+                     % pycompat.bytestr(str(exc)), 'warn', b'envdeploy.failed')
+            if result.ok:
+                result.fail(b'journal', _(b'could not write the journal'))
+        finally:
+            session.release()
+            session.close()
+            result.session = None
+            result.duration = time.time() - result.started
+
+    def record(self, result, **extra):
+        """The journal record of ``result`` (format in journal.py)."""
+        record = {
+            'id': self.id,
+            'kind': self.kind,
+            'env': self.env.name,
+            'branch': self.env.branch,
+            'host': result.host.spec,
+            'user': self.user,
+            'client': self.client,
+            'started': target.isotime(result.started),
+            'finished': target.isotime(time.time()),
+            'duration': round(time.time() - result.started, 3),
+            'from': result.fromnode,
+            'to': result.tonode,
+            'dirty': result.dirty,
+            'patch': result.patch,
+            'steps': result.steps,
+            'outcome': result.outcome,
+        }
+        if result.migrations:
+            record['migrations'] = result.migrations
+        if result.failed:
+            record['failed'] = result.failed
+            record['message'] = result.message
+        if result.rollback is not None:
+            record['rollback'] = result.rollback
+        record.update(extra)
+        return record
+
+
+def report(ui, env, results, opts, what):
+    """The summary: one line per host, then the verdict; exit status."""
+    with ui.formatter(b'envdeploy', opts) as fm:
+        for r in results:
+            fm.startitem()
+            fm.data(env=env.name, host=r.host.name,
+                    outcome=r.outcome, node=r.tonode or b'',
+                    fromnode=r.fromnode or b'', failed=r.failed or b'',
+                    message=r.message, duration=round(r.duration, 3),
+                    final=_final(r) or b'')
+            if fm.isplain():
+                label = b'envdeploy.ok' if r.ok else b'envdeploy.failed'
+                fm.plain(b'%s: %s\n' % (r.host.name, _describe(r, what)),
+                         label=label)
+    bad = [r for r in results if not r.ok]
+    if not bad:
+        return 0
+    for r in bad:
+        if r.output:
+            tail = r.output.splitlines()[-FAILURE_TAIL:]
+            ui.warn(_(b'%s: output of %s:\n') % (r.host.name, r.failed))
+            for line in tail:
+                ui.warn(b'%s:   %s\n' % (r.host.name, line))
+        if r.hint:
+            ui.warn(_(b'%s: (%s)\n') % (r.host.name, r.hint))
+    failed = [r for r in bad if r.outcome not in (b'rolledback', b'untouched')]
+    msg = _(b'%s of %s failed on %d of %d hosts: %s') % (
+        what, env.name, len(failed), len(results),
+        b', '.join(b'%s (%s)' % (r.host.name, r.failed or r.outcome)
+                   for r in failed))
+    undone = [r for r in results if r.rollback is not None]
+    if undone:
+        msg += _(b'; rolled back: %s') % b', '.join(
+            r.host.name for r in undone)
+    raise error.Abort(msg)
+
+
+def _final(r):
+    """The revision the host ended at, when this run knows it."""
+    if r.rollback is not None:
+        if r.rollback.get('outcome') == 'ok':
+            return r.rollback['to'] or nodemod.nullhex
+        return None
+    if r.outcome in (b'ok', b'unchanged'):
+        return r.tonode
+    if not r.changed:
+        return r.fromnode
+    if any(s['name'] == 'update' and s['status'] == 0 for s in r.steps):
+        return r.tonode
+    return None
+
+
+_PHRASES = {
+    b'deploy': (_(b'deployed %s (%.1fs)'), _(b'would deploy %s')),
+    b'rollback': (_(b'rolled back to %s (%.1fs)'), _(b'would roll back to %s')),
+}
+
+
+def _describe(r, what):
+    short = lambda n: n[:12] if n else b'(empty)'
+    if r.outcome == b'ok':
+        return _PHRASES[what][0] % (short(r.tonode), r.duration)
+    if r.outcome == b'planned':
+        return _PHRASES[what][1] % short(r.tonode)
+    if r.outcome == b'unchanged':
+        return _(b'already at %s, check passed (%.1fs)') % (short(r.tonode),
+                                                          r.duration)
+    if r.outcome == b'unreachable':
+        return _(b'unreachable: %s') % r.message
+    if r.outcome == b'untouched':
+        return _(b'untouched: %s') % r.message
+    final = _final(r)
+    where = _(b'now at %s') % short(final) if final else _(b'state unknown')
+    if r.outcome == b'rolledback':
+        return _(b'rolled back (%s), %s') % (r.message, where)
+    return _(b'FAILED at %s: %s; %s') % (r.failed or r.outcome, r.message,
+                                         where)

@@ -1,0 +1,267 @@
+# target.py - one host during one run: its session and what we do there
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""The operations every command performs on a target, over one session.
+
+A :class:`HostSession` wraps the host's :class:`~.shell.Shell` (already in
+the target repository after :meth:`HostSession.enter`): lock, read the
+state, save manual edits, run a step, append to the journal, unlock.  The
+deploy and the rollback orchestrate these; they never build the shell
+snippets themselves.  A failing operation raises :class:`StepFailed`.
+"""
+
+import time
+
+from mercurial.i18n import _
+from mercurial import node as nodemod, pycompat
+
+from . import journal, lock, migrations
+from .shell import ShellError, quote
+
+
+class StepFailed(Exception):
+    """An operation on a host failed: which, why, its output, a hint."""
+
+    def __init__(self, step, message, output=b'', hint=None):
+        super().__init__(step, message)
+        self.step = step
+        self.message = message
+        self.output = output
+        self.hint = hint
+
+
+class HostResult:
+    """What happened on one host; its journal record is built from it."""
+
+    def __init__(self, host):
+        self.host = host
+        self.outcome = b'pending'
+        self.failed = None
+        self.message = b''
+        self.hint = None
+        self.output = b''
+        self.fromnode = None
+        self.tonode = None
+        self.dirty = []
+        self.patch = None
+        self.steps = []
+        self.current = None
+        self.migrations = {}
+        self.rollback = None
+        self.wanted = None
+        self.plan = []
+        self.session = None
+        self.started = time.time()
+        self.duration = 0.0
+
+    @property
+    def ok(self):
+        return self.outcome in (b'ok', b'unchanged', b'planned')
+
+    @property
+    def changed(self):
+        """Whether this run touched the target's code (update started)."""
+        return any(s['name'] in ('update', 'migrate') for s in self.steps)
+
+    def fail(self, step, message, output=b'', hint=None):
+        self.outcome = b'failed'
+        self.failed = step
+        self.message = message
+        self.output = output
+        self.hint = hint
+
+    def failwith(self, exc):
+        self.fail(exc.step, exc.message, exc.output, exc.hint)
+
+
+class State:
+    """The target repository as found: parent, edits, changesets present."""
+
+    def __init__(self, parent, dirty, present):
+        self.parent = parent
+        self.dirty = dirty
+        self.present = present
+
+
+def isotime(stamp):
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(stamp))
+
+
+class HostSession:
+    """``env``'s ``host`` through ``shell``; ``say(host, msg, ...)`` prints."""
+
+    def __init__(self, env, host, shell, settings, say):
+        self.env = env
+        self.host = host
+        self.shell = shell
+        self.settings = settings
+        self.say = say
+        self.hg = env.hg
+        self.locked = False
+
+    def enter(self):
+        """cd into path in the session's main shell; stable hg output."""
+        status, out = self.shell.run(
+            b'cd -- %s && HGPLAIN=1 && export HGPLAIN' % quote(self.env.path),
+            subshell=False,
+        )
+        if status:
+            raise StepFailed(
+                b'path', _(b'%s does not exist on this host') % self.env.path,
+                out, _(b'clone the repository there first'),
+            )
+
+    def lock(self, holder, breaklock=False):
+        status, out = self.shell.run(
+            lock.acquirescript(holder, self.settings[b'locktimeout'],
+                               breaklock),
+            subshell=False,
+            timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'],
+        )
+        held = None
+        for event, info in lock.parseinfo(out):
+            if event == 'waiting':
+                self.say(self.host, _(b'waiting for the deploy lock held by %s')
+                         % lock.describe(info))
+            elif event == 'stale':
+                self.say(self.host, _(b'removed a stale lock left by %s')
+                         % lock.describe(info), 'warn')
+            elif event == 'broken':
+                self.say(self.host, _(b'broke the lock held by %s')
+                         % lock.describe(info), 'warn')
+            elif event == 'held':
+                held = info
+        if status:
+            if held is not None:
+                raise StepFailed(
+                    b'lock', _(b'locked by %s') % lock.describe(held), b'',
+                    _(b'wait for that deploy to end; if it is dead, run '
+                      b'again with --break-lock'),
+                )
+            raise StepFailed(b'lock', _(b'cannot take the deploy lock'), out)
+        self.locked = True
+
+    def release(self):
+        if not self.locked:
+            return
+        try:
+            self.shell.run(lock.RELEASE, subshell=False)
+        except ShellError:
+            pass  # the session is gone, and its lock with it
+        self.locked = False
+
+    def close(self):
+        self.shell.close()
+
+    def state(self, node):
+        """Parent, edited files, and whether ``node`` (hex) is present."""
+        hg = self.hg
+        status, out = self.shell.run(
+            b'%(hg)s log -r ". + present(%(node)s)" -T "{node}\\n" || exit 3\n'
+            b'echo "dirty:"\n'
+            b'%(hg)s status -mard -n'
+            % {b'hg': hg, b'node': node}
+        )
+        if status:
+            raise StepFailed(
+                b'state', _(b'%s is not a Mercurial repository, or hg cannot '
+                            b'run there') % self.env.path,
+                out, _(b"set the 'hg' key to the hg executable on the target"),
+            )
+        nodes, _sep, dirty = out.partition(b'dirty:\n')
+        nodes = nodes.split()
+        parent = nodes[0] if nodes else nodemod.nullhex
+        return State(
+            None if parent == nodemod.nullhex else parent,
+            [f for f in dirty.splitlines() if f],
+            node in nodes,
+        )
+
+    def migrations(self):
+        """The migration listing (see migrations.parse), or None."""
+        command = migrations.statecommand(self.env)
+        if not command:
+            return None
+        status, out = self.shell.run(b'sh -c %s' % quote(command))
+        if status:
+            raise StepFailed(b'state', _(b'cannot read the migration state'),
+                             out, _(b'check migrate.state in [environments]'))
+        return migrations.parse(out)
+
+    def journal(self):
+        """This host's journal records, oldest first."""
+        status, out = self.shell.run(journal.readscript())
+        records, damaged = journal.parse(out)
+        if damaged:
+            self.say(self.host, _(b'journal: skipped %d damaged lines')
+                     % damaged, 'warn')
+        return records
+
+    def savepatch(self, name):
+        """Save manual edits as ``name`` (under .hg/envdeploy/patches)."""
+        path = b'%s/patches/%s.patch' % (journal.DIRECTORY, name)
+        status, out = self.shell.run(
+            b'mkdir -p %s/patches && %s diff --git > %s'
+            % (journal.DIRECTORY, self.hg, path)
+        )
+        if status:
+            raise StepFailed(b'state', _(b'could not save manual edits'), out,
+                             _(b'nothing was changed on this host'))
+        return path
+
+    def step(self, result, name, script, output=None, record=None):
+        """Run a step and record it; StepFailed when it exits non-zero."""
+        self.say(self.host, b'%s ...' % name, 'note')
+        result.current = name
+        start = time.time()
+        status, out = self.shell.run(script, output=output)
+        duration = time.time() - start
+        entry = {'name': name.decode('ascii'), 'status': status,
+                 'duration': round(duration, 3)}
+        (result.steps if record is None else record).append(entry)
+        if status:
+            raise StepFailed(
+                name, _(b'%s exited with status %d') % (name, status), out)
+        self.say(self.host, _(b'%s ok (%.1fs)') % (name, duration))
+        return out
+
+    def update(self, node):
+        return b'%s update -C -r %s' % (self.hg, node or b'null')
+
+    def command(self, name):
+        """An administrator's command (migrate, reload, check), or None."""
+        command = self.env.values[name]
+        # Run as written, in its own sh: a typo cannot unbalance the session.
+        return b'sh -c %s' % quote(command) if command else None
+
+    def append(self, record):
+        """Append ``record`` to the journal; StepFailed when it cannot."""
+        record = {k: _jsonable(v) for k, v in record.items()}
+        status, out = self.shell.run(journal.appendscript(record))
+        if status:
+            raise StepFailed(b'journal', _(b'could not write the journal: %s')
+                             % out.strip())
+
+
+def _jsonable(value):
+    """Journal values are text: decode bytes (lossless for ASCII hashes)."""
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'surrogateescape')
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {_jsonable(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def holder(user, client, kind, envname):
+    return {
+        b'user': user,
+        b'client': client,
+        b'since': pycompat.sysbytes(isotime(time.time())),
+        b'command': b'env%s %s' % (kind, envname),
+    }
