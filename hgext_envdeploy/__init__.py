@@ -46,7 +46,7 @@ environment::
 
 ``path``
   The repository on the target (required).  It must already exist: clone
-  it there once.
+  it there once, or let ``hg envsetup ENV`` do it.
 
 ``source``
   What the target pulls from (default: the target repository's own
@@ -67,6 +67,10 @@ environment::
   A private key file.  Otherwise ``~/.ssh/config`` (``HostName``, ``User``,
   ``Port``, ``IdentityFile``, ``ProxyCommand``) and ssh-agent apply, as
   they do for the ``ssh`` command.
+
+``pushto``
+  Where ``hg envmerge`` pushes the environment's branch: a name from
+  ``[paths]`` or a URL (default: ``default-push``, else ``default``).
 
 Settings of the whole run, in ``[envdeploy]``:
 
@@ -92,6 +96,109 @@ Settings of the whole run, in ``[envdeploy]``:
   Seconds a host may stay silent during a step before it is reported as
   failed (default 600); ``connecttimeout`` (default 15) bounds connecting.
 
+Merging into an environment
+===========================
+
+``hg envmerge FEATURE --into ENV`` merges a named branch (its single head),
+a bookmark or any revision into ENV's branch: it updates to the branch's
+head, merges, commits ``Merging FEATURE into ENV`` (or ``-m TEXT``), pushes
+that branch to ``pushto`` and, with ``--deploy``, deploys ENV.  It refuses
+to start on a dirty working copy or an unfinished operation, and always
+puts the working copy back where it was (parent, branch name, active
+bookmark).  Conflicts that the merge tool (``-t``) does not resolve
+abandon the merge and list the files; a push that fails (someone pushed
+to the branch meanwhile) keeps the merge commit here, named, and forces
+nothing.  ``-n`` shows the changesets and files to merge and whether the
+merge would conflict (tried in memory with an internal merge tool).
+
+Push to deploy
+==============
+
+The central repository (the one everybody pushes to) can deploy an
+environment as soon as changesets land on its branch::
+
+  [extensions]
+  hgext_envdeploy =
+
+  [hooks]
+  changegroup.envdeploy = python:hgext_envdeploy.hooks.changegroup
+
+  [environments]
+  staging.autodeploy = true
+
+``autodeploy``
+  ``false`` (default): only ``hg envdeploy`` deploys.  ``true``: a push
+  that moves the head of the environment's branch deploys that head while
+  the push waits; everything the deploy prints reaches the pusher (as
+  ``remote:`` lines over SSH and HTTP), ending with one line per
+  environment: deployed, skipped, or FAILED and why.  ``background``: the
+  push starts the deploy detached and returns at once, naming the deploy's
+  log file (under ``.hg/envdeploy/autodeploy/``).
+
+``autodeploy.sources``
+  In ``[envdeploy]``: where changesets must come from to deploy (default
+  ``serve push``: pushes over SSH or HTTP, and local pushes).  A pull or
+  an unbundle into the central repository does not deploy.
+
+The deploy is the one ``hg envdeploy ENV -r NODE`` does (locks, journal,
+host key checks alike), run by the user the push runs as on the server.
+A failed deploy never undoes the push, and Mercurial only warns about a
+failing changegroup hook (``hg push`` still exits 0): every outcome is
+also appended to ``.hg/envdeploy/autodeploy.log`` in the central
+repository.  The deploys of an environment take turns behind a lock there
+(waiting up to ``[ui] timeout`` seconds); a deploy that waited while a
+later push moved the branch on is skipped with a note, the later push's
+deploy bringing the newer head.
+
+Where no hook can be installed in the central repository (hosted
+services), a developer's repository can deploy after its own pushes::
+
+  [hooks]
+  post-push.envdeploy = python:hgext_envdeploy.hooks.postpush
+
+It deploys the autodeploy environments whose branch head the push
+included, unless that head was already deployed from this repository.
+
+Hooks and environments in an hgrc that the user running hg on the server
+does not trust are ignored (``hg help config.trusted``): see ``[trusted]``
+in the README.
+
+Setting up and looking at environments
+======================================
+
+``hg envsetup ENV`` prepares the hosts of a new environment: where
+``path`` does not exist it clones ``source`` there (default: this
+repository's ``default`` path; for a local environment without one, this
+repository) and updates to the branch head; where it exists, it checks
+that it is a clone of this project.  Then it checks ``requiredfiles`` and
+uploads ``localsettings`` where it is missing.  It never migrates, reloads
+or overwrites anything, so a second run changes nothing.
+
+``hg envcheck ENV`` is the pre-flight check: host reachable with a known
+key (never added to known_hosts, whatever ``hostkeys`` says), ``hg`` runs
+there, ``path`` is a clone of this project, the changeset to deploy is in
+the source the host pulls from, the required files are there, the lock is
+free and the working copy clean.  It changes nothing, reports every problem
+at once, and exits 1 when a check failed.
+
+``hg envstatus [ENV]...`` shows, per host: the deployed changeset, who
+deployed it and when, how many changesets the next deploy would bring (and
+their new migrations), manual edits, a lock and its holder, and the
+migrations not applied (``--no-migrations`` skips reading them).  ``hg
+envlog ENV`` shows the journals of ENV's hosts, one entry per run, newest
+first.  Both read the hosts in parallel and accept ``-T json``.
+
+``requiredfiles``
+  Files a deploy needs that are not under version control, relative to
+  ``path``, separated by commas or spaces (e.g. ``local_settings.py``,
+  which Django projects keep out of the repository in ``.hgignore``).
+
+``localsettings``
+  A file on this machine that ``hg envsetup`` uploads where it is missing
+  (mode 600, never over an existing file, never printed): as the entry of
+  ``requiredfiles`` with the same file name, else as the first entry, else
+  as ``local_settings.py`` at the top of ``path``.
+
 What a deploy does on each host
 ===============================
 
@@ -104,11 +211,48 @@ What a deploy does on each host
 2. Records the target's revision and manual edits; edits are saved as a
    patch under ``.hg/envdeploy/patches/`` before they are discarded.
 3. ``hg pull -r NODE [SOURCE]`` (skipped when the changeset is already
-   there), ``hg update -C -r NODE``, then ``migrate``, ``reload`` and
-   ``check``.
-4. Appends a record to ``.hg/envdeploy/journal.jsonl`` (JSON lines, format
-   version 1): who, from which changeset to which, each step's status and
-   duration, and the outcome.
+   there), ``hg update -C -r NODE``, then, when ``migrate`` is set, reads
+   the migration state (with the new code, before migrating), then runs
+   ``migrate``, ``reload`` and ``check``.  A host already at NODE with a
+   clean working copy only runs ``check``.
+4. Once every host has finished its steps: if the deploy failed anywhere
+   and ``onfailure = rollback``, every host this deploy changed is rolled
+   back (see below), so the environment never keeps mixed versions.  When
+   a host fails, no further host starts.
+5. Appends a record to ``.hg/envdeploy/journal.jsonl`` (JSON lines, format
+   version 1, documented in ``journal.py``): who, from which changeset to
+   which, the migration state before, each step's status and duration, the
+   outcome and any rollback; then unlocks.
+
+Rollbacks and migrations
+========================
+
+``hg envrollback ENV`` returns every host of ENV to the deployment before
+the current one in its journal (``--to ID`` picks a journal record, ``-r
+REV`` a changeset, ``--migration APP.NNNN`` a migration target).  The order
+is what makes it work: the migrations of every app whose state differs from
+the one that deployment left are reverted first, while the current code
+(which holds the migration files) is checked out; then ``hg update -C`` to
+the older changeset; then ``reload`` and ``check``.  A migration that
+cannot be reversed stops the rollback of that host before the code is
+touched, and the schema is migrated forward again.
+
+``onfailure``
+  ``rollback`` (default): when ``migrate``, ``reload`` or ``check`` fails
+  during a deploy, roll back the failed host and every host the deploy had
+  changed (migrations, then code, then reload).  ``stop``: leave the hosts
+  as the failure found them.
+
+``migrate.state``
+  A command printing the migration state in Django's ``showmigrations``
+  format.  Default: when ``migrate`` runs ``manage.py migrate``, the same
+  ``manage.py showmigrations`` (so the same Python runs it); otherwise no
+  state is recorded and rollbacks only revert code.
+
+``migrate.rollback``
+  A command reverting one app, with ``{app}`` and ``{migration}`` replaced
+  by quoted values (``zero`` for none).  Default: ``manage.py migrate
+  --noinput {app} {migration}`` as above.
 
 Every value the extension puts into a command on the target (path,
 revision, source) is quoted; the changeset is always passed as a full hash

@@ -15,7 +15,7 @@ the extension.
 import importlib
 
 from mercurial.i18n import _
-from mercurial import cmdutil, demandimport, pycompat, registrar
+from mercurial import cmdutil, demandimport, error, pycompat, registrar
 
 cmdtable = {}
 command = registrar.command(cmdtable)
@@ -118,3 +118,130 @@ def envrollback(ui, repo, env, **opts):
         dryrun=opts.get('dry_run'), breaklock=opts.get('break_lock'),
         opts=pycompat.byteskwargs(opts),
     )
+
+
+@command(
+    b'envstatus',
+    [
+        (b'', b'migrations', True,
+         _(b'read the migrations not yet applied (--no-migrations skips)')),
+    ]
+    + cmdutil.formatteropts,
+    _(b'[--no-migrations] [ENV]...'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envstatus(ui, repo, *envs, **opts):
+    """show what is deployed on each host, and what the next deploy brings
+
+    For every environment (or those named), per host: the deployed
+    changeset and who deployed it when (from the target's journal), how
+    many changesets of the branch head here are not deployed yet, manual
+    edits in the target's working copy (listed with -v), a deploy lock and
+    its holder, and, when ``migrate`` runs Django's ``manage.py``, the
+    migrations not applied.  Hosts are read in parallel; an unreachable
+    host is shown as such.
+
+    ``-T json`` gives one item per host with the fields ``env``, ``host``,
+    ``reachable``, ``error``, ``node`` (deployed changeset, empty when never
+    deployed), ``desc``, ``targetbranch``, ``deployedat``, ``deployedby``,
+    ``branchhead``, ``pending`` (changesets not deployed; null when
+    unknown), ``newmigrations`` (migration files they add), ``dirty``
+    (edited files), ``locked`` (holder, or empty) and ``migrations`` (not
+    applied; null when not read).
+
+    Exits 0 whatever the hosts' state; non-zero only when the command
+    itself cannot run (unknown environment, configuration error).
+    """
+    return logic('status').envstatus(ui, repo, list(envs),
+                                     pycompat.byteskwargs(opts))
+
+
+@command(
+    b'envlog',
+    [
+        (b'l', b'limit', 0, _(b'show at most NUM runs'), _(b'NUM')),
+        (b'', b'host', b'', _(b'read only this host'), _(b'HOST')),
+    ]
+    + cmdutil.formatteropts,
+    _(b'[-l NUM] [--host HOST] ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envlog(ui, repo, env, **opts):
+    """show the deploy history of an environment
+
+    Reads the journal of every host of ENV (in parallel) and shows each run
+    once, newest first, with every host's result: kind (deploy, rollback,
+    automatic rollback), who, when, from and to changeset, outcome,
+    duration, and the migrations applied or reverted.
+
+    ``-T json`` gives one item per run: ``id``, ``env``, ``kind``, ``user``,
+    ``client``, ``started``, ``finished``, ``duration``, ``from``, ``to``,
+    ``outcome``, ``applied``, ``reverted`` and ``hosts`` (a list of
+    ``host``, ``outcome``, ``failed``, ``message``, ``from``, ``to``,
+    ``duration``, ``patch``, ``rollback``).
+    """
+    opts = pycompat.byteskwargs(opts)
+    return logic('status').envlog(ui, repo, env, limit=opts.get(b'limit'),
+                                  hostname=opts.get(b'host'), opts=opts)
+
+
+@command(
+    b'envsetup',
+    cmdutil.dryrunopts,
+    _(b'[-n] ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envsetup(ui, repo, env, **opts):
+    """prepare the hosts of a new environment
+
+    On every host of ENV: where ``path`` does not exist, clone ``source``
+    there (default: this repository's ``default`` path) and update it to
+    the head of the environment's branch; where it exists, check that it is
+    a clone of this project.  Then check the files a deploy needs that are
+    not under version control (``requiredfiles``), and upload
+    ``localsettings`` where it is missing (never over an existing file).
+
+    Never migrates nor reloads; running it again changes nothing.  With
+    -n/--dry-run, say what it would do.  Exits non-zero when a host still
+    needs attention.
+    """
+    return logic('provision').envsetup(ui, repo, env,
+                                       dryrun=opts.get('dry_run'))
+
+
+@command(
+    b'envcheck',
+    cmdutil.formatteropts,
+    _(b'ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envcheck(ui, repo, env, **opts):
+    """check that every host of an environment is ready for a deploy
+
+    Checks, changing nothing, and reports every problem at once: the host
+    is reachable and its key known, ``hg`` runs there (its version), ``path``
+    is a clone of this project, the changeset to deploy can be pulled from
+    the source, the ``requiredfiles`` are present, the deploy lock is free,
+    and the working copy has no manual edits.
+
+    ``-T json`` gives one item per check: ``env``, ``host``, ``check``,
+    ``status`` (ok, failed, skipped), ``message``, ``hint``.
+
+    Exits 1 when a check failed.
+    """
+    return logic('provision').preflight(ui, repo, env,
+                                        opts=pycompat.byteskwargs(opts))
+
+
+@command(b'debugenvautodeploy', [], _(b'ENV NODE'))
+def debugenvautodeploy(ui, repo, env, node):
+    """deploy NODE to ENV as a push's autodeploy does (internal)
+
+    What ``autodeploy = background`` runs detached after a push: wait for
+    the earlier autodeploys of ENV from this repository, skip if the
+    branch has moved on past NODE since (a later push deploys it), else
+    deploy NODE, and record the outcome in ``.hg/envdeploy/autodeploy.log``.
+
+    Exits 0 when deployed or skipped, 1 when the deploy failed.
+    """
+    return int(logic('hooks').autodeploy(ui, repo, env, node))

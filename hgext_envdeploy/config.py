@@ -36,9 +36,11 @@ ENV_KEYS = {
     b'identity': b'',
     b'pushto': b'',  # where envmerge pushes; default-push/default if unset
     b'onfailure': b'rollback',
+    b'serial': b'',  # hosts per batch, N or N%; all at once when empty
+    b'maxfail': b'0',  # failed hosts tolerated before the deploy stops
     b'migrate.state': b'',  # derived from migrate when it runs manage.py
     b'migrate.rollback': b'',
-    b'requiredfiles': b'',  # untracked files a deploy needs (envsetup, envcheck)
+    b'requiredfiles': b'',  # untracked files a deploy needs (envcheck)
     b'localsettings': b'',  # local file envsetup uploads where it is missing
     b'autodeploy': b'false',  # true, false or background (hooks.py)
 }
@@ -239,6 +241,14 @@ def load(ui, name):
             _source(ui, b'environments', prefix + b'onfailure'),
             _(b'use one of: %s') % b', '.join(ONFAILURE),
         )
+    _checkcount(ui, values, prefix, b'serial', br'^[1-9][0-9]*%?$',
+                _(b'a number of hosts per batch, or a percentage (25%)'))
+    if values[b'serial'].endswith(b'%') and int(values[b'serial'][:-1]) > 100:
+        raise _configerror(_(b'serial percentage above 100%'),
+                           _source(ui, b'environments', prefix + b'serial'))
+    _checkcount(ui, values, prefix, b'maxfail', br'^[0-9]+$',
+                _(b'a number of hosts (0: stop at the first failure)'))
+    values[b'maxfail'] = int(values[b'maxfail'])
     if not values[b'branch']:
         values[b'branch'] = name
     if not values[b'path']:
@@ -259,6 +269,14 @@ def load(ui, name):
     if not values[b'hg']:
         values[b'hg'] = b'hg'
     return Environment(name, values, hosts)
+
+
+def _checkcount(ui, values, prefix, key, pattern, hint):
+    value = values[key] = (values[key] or b'').strip()
+    if value and not re.match(pattern, value):
+        raise _configerror(
+            _(b"invalid %s value '%s'") % (key, value),
+            _source(ui, b'environments', prefix + key), hint)
 
 
 def _expandpath(path):

@@ -82,14 +82,21 @@ class Deploy(Run):
     def __init__(self, ui, env, ctx, settings, dryrun=False, breaklock=False):
         super().__init__(ui, env, settings, dryrun, breaklock)
         self.node = ctx.hex()
-        self.failed = threading.Event()
+        self._failures = 0
+        self._countlock = threading.Lock()
+        self.stopped = threading.Event()
 
     def run(self):
-        """Deploy to all hosts; return the list of :class:`HostResult`."""
+        """Deploy to all hosts; return the list of :class:`HostResult`.
+
+        Hosts go in batches of ``serial`` (all at once by default); a batch
+        starts only when the failures so far are within ``maxfail``.
+        """
         results = [HostResult(h) for h in self.env.hosts]
         topic = _(b'checking') if self.dryrun else _(b'deploying')
         try:
-            self.foreach(results, self._start, topic)
+            for batch in batches(results, self.env.serial):
+                self.foreach(batch, self._start, topic)
         except KeyboardInterrupt:
             for r in results:
                 if r.session is not None and r.outcome == b'pending':
@@ -97,20 +104,22 @@ class Deploy(Run):
                     r.outcome = b'interrupted'
                 self.finish(r, None if self.dryrun else self.record(r))
             raise
-        failed = any(r.outcome not in (b'ok', b'unchanged', b'planned',
-                                       b'untouched') for r in results)
-        self.foreach(results, lambda r: self._end(r, failed),
-                     _(b'rolling back') if failed else _(b'finishing'))
+        stopped = self.stopped.is_set()
+        self.foreach(results, lambda r: self._end(r, stopped),
+                     _(b'rolling back') if stopped else _(b'finishing'))
         return results
 
     def _start(self, result):
-        if self.failed.is_set() or self.cancel.is_set():
+        if self.stopped.is_set() or self.cancel.is_set():
             result.outcome = b'untouched'
-            result.message = _(b'not started: the deploy failed elsewhere')
+            result.message = _(b'not started: the deploy stopped')
             return
         self.guarded(result, self._deploy)
         if not result.ok:
-            self.failed.set()
+            with self._countlock:
+                self._failures += 1
+                if self._failures > self.env.maxfail:
+                    self.stopped.set()
 
     def _stepscripts(self, session, have):
         """The steps as (name, script); None for a step not configured."""
@@ -145,7 +154,8 @@ class Deploy(Run):
             self.say(host, _(b'manual edits to %s saved as %s/%s')
                      % (b', '.join(state.dirty), self.env.path, result.patch),
                      'warn')
-        if state.present and state.parent == self.node and not state.dirty:
+        if (state.present and state.parent == self.node and not state.dirty
+                and self._deployedhere(session)):
             # Converge: nothing to change, but the health check runs.
             self.say(host, _(b'already at %s') % self.node[:12])
             steps = [s for s in steps if s[0] == b'check']
@@ -173,6 +183,17 @@ class Deploy(Run):
         if result.outcome == b'pending':
             result.outcome = b'ok'
 
+    def _deployedhere(self, session):
+        """Whether the journal says this changeset was deployed here.
+
+        A clone updated by hand (or by envsetup) is at the changeset but
+        never migrated: it gets the full deploy.
+        """
+        for record in reversed(session.journal(tail=200)):
+            if record.get('outcome') in ('ok', 'unchanged'):
+                return record.get('to') == self.node.decode('ascii')
+        return False
+
     def _plan(self, result, steps):
         host = result.host
         self.say(host, _(b'at %s%s, would deploy %s')
@@ -190,11 +211,16 @@ class Deploy(Run):
             self.say(host, b'  %s: %s' % (name, script))
         result.outcome = b'planned'
 
-    def _end(self, result, failed):
-        """Roll back if the deploy failed and this host changed; journal."""
-        if (not self.dryrun and result.session is not None
-                and result.session.locked and failed and result.changed
-                and self.env.onfailure == b'rollback'):
+    def _end(self, result, stopped):
+        """Roll back if this host must go back; journal; unlock.
+
+        A host goes back when it failed after changing, or when the deploy
+        stopped (more failures than ``maxfail``) and it had changed.
+        """
+        session = result.session
+        if (not self.dryrun and session is not None and session.locked
+                and result.changed and self.env.onfailure == b'rollback'
+                and (stopped or not result.ok)):
             self._undo(result)
         self.finish(result, None if self.dryrun else self.record(result))
 
@@ -241,3 +267,13 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     return report(ui, env, run.run(), opts or {}, b'deploy')
 
 
+def batches(items, serial):
+    """Split ``items`` by ``serial``: b'' (one batch), b'N' or b'N%'."""
+    if not serial:
+        return [items]
+    if serial.endswith(b'%'):
+        size = -(-len(items) * int(serial[:-1]) // 100)
+    else:
+        size = int(serial)
+    size = max(1, size)
+    return [items[i : i + size] for i in range(0, len(items), size)]

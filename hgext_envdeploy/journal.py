@@ -55,7 +55,10 @@ def appendscript(record):
     )
 
 
-def readscript():
+def readscript(tail=None):
+    """Shell printing the journal, or its last ``tail`` lines."""
+    if tail:
+        return b'tail -n %d %s 2>/dev/null || true' % (tail, JOURNAL)
     return b'cat %s 2>/dev/null || true' % JOURNAL
 
 

@@ -207,6 +207,10 @@ def report(ui, env, results, opts, what):
     if undone:
         msg += _(b'; rolled back: %s') % b', '.join(
             r.host.name for r in undone)
+    untouched = [r for r in results if r.outcome == b'untouched']
+    if untouched:
+        msg += _(b'; untouched: %s') % b', '.join(
+            r.host.name for r in untouched)
     raise error.Abort(msg)
 
 

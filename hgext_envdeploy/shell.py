@@ -45,6 +45,7 @@ class Shell:
         self._token = pycompat.sysbytes(os.urandom(12).hex())
         self._marker = b'\x1eenvdeploy-%s:' % self._token
         self._buffer = b''
+        self.broken = None
 
     def run(self, script, output=None, subshell=True, timeout=None):
         """Run ``script``; return ``(status, output bytes)``.
@@ -54,6 +55,10 @@ class Shell:
         scripts; the lock and the working directory use ``subshell=False``.
         ``output(line)`` receives each complete line as it arrives.
         """
+        if self.broken:
+            # After a timeout the shell may still be running the last step:
+            # its output would answer the next question.  Never reuse it.
+            raise ShellError(self.broken)
         opener, closer = (b'(', b')') if subshell else (b'{', b'}')
         if not script.strip():
             script = b':'
@@ -62,7 +67,11 @@ class Shell:
             b'printf \'\\036envdeploy-%s:%%d\\n\' "$?"\n'
             % (opener, script, closer, self._token)
         )
-        return self._collect(output, timeout or self.timeout)
+        try:
+            return self._collect(output, timeout or self.timeout)
+        except ShellError as exc:
+            self.broken = str(exc)
+            raise
 
     def _collect(self, output, timeout):
         captured = []
@@ -86,6 +95,8 @@ class Shell:
             if remaining <= 0:
                 raise ShellError('no answer for %d seconds' % timeout)
             data = self.transport.recv(remaining)
+            if data is None:
+                continue  # silence: the deadline decides
             if not data:
                 self._emit(self._buffer, captured, output, final=True)
                 self._buffer = b''
@@ -108,5 +119,9 @@ class Shell:
                 output(line)
 
     def close(self):
-        """End the shell: its EXIT trap runs, then the transport closes."""
-        self.transport.close()
+        """End the shell: its EXIT trap runs, then the transport closes.
+
+        A broken shell may still be busy with its last step: do not wait
+        for it (it ends, and unlocks, when that step does).
+        """
+        self.transport.close(wait=not self.broken)

@@ -192,9 +192,9 @@ class HostSession:
                              out, _(b'check migrate.state in [environments]'))
         return migrations.parse(out)
 
-    def journal(self):
-        """This host's journal records, oldest first."""
-        status, out = self.shell.run(journal.readscript())
+    def journal(self, tail=None):
+        """This host's journal records (the last ``tail``), oldest first."""
+        status, out = self.shell.run(journal.readscript(tail))
         records, damaged = journal.parse(out)
         if damaged:
             self.say(self.host, _(b'journal: skipped %d damaged lines')

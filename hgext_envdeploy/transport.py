@@ -75,16 +75,17 @@ class LocalTransport:
             return None
         return os.read(self._fd, 65536)
 
-    def close(self):
+    def close(self, wait=True):
         try:
             self._proc.stdin.close()
         except (OSError, ValueError):
             pass
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        if wait:
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
         self._proc.stdout.close()
 
 
@@ -105,12 +106,13 @@ class SSHTransport:
         except socket.timeout:
             return None
 
-    def close(self):
+    def close(self, wait=True):
         try:
             # End of input ends the remote shell, whose EXIT trap releases
             # the lock; give it a moment before the connection goes away.
             self._channel.shutdown_write()
-            self._channel.status_event.wait(10)
+            if wait:
+                self._channel.status_event.wait(10)
         except Exception:
             pass
         self._client.close()
