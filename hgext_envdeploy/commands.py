@@ -121,6 +121,58 @@ def envrollback(ui, repo, env, **opts):
 
 
 @command(
+    b'envmerge',
+    [
+        (b'', b'into', b'', _(b'the environment to merge into'), _(b'ENV')),
+        (b'm', b'message', b'', _(b'commit message (default: "Merging '
+                                   b'FEATURE into ENV")'), _(b'TEXT')),
+        (b'u', b'user', b'', _(b'record the merge as committed by USER'),
+         _(b'USER')),
+        (b't', b'tool', b'', _(b'merge tool for conflicts'), _(b'TOOL')),
+        (b'', b'no-push', False, _(b'commit the merge but do not push it')),
+        (b'', b'deploy', False, _(b'deploy ENV after the push')),
+    ]
+    + cmdutil.dryrunopts,
+    _(b'FEATURE --into ENV [-m TEXT] [-u USER] [-t TOOL] [--no-push] '
+      b'[--deploy] [-n]'),
+    helpcategory=command.CATEGORY_CHANGE_MANAGEMENT,
+)
+def envmerge(ui, repo, feature, **opts):
+    """merge a feature into an environment's branch and push it
+
+    FEATURE is a named branch (its single head), a bookmark, or any
+    revision.  The merge goes into the branch of ENV (``ENV.branch``):
+    update to its head, merge FEATURE, commit ``Merging FEATURE into ENV``
+    (or -m TEXT), then push that branch to ``ENV.pushto``, else
+    ``default-push`` or ``default``.  The working copy then goes back to
+    where it was (parent, branch name, active bookmark).
+
+    Refuses to start with uncommitted changes or an unfinished merge,
+    rebase, histedit or graft.  When FEATURE is already merged, says so and
+    does nothing.  On conflicts that the merge tool (-t, or your
+    configuration) does not resolve, the merge is abandoned, the working
+    copy is left exactly as it was, and the conflicting files are listed.
+    When the push fails (somebody pushed to ENV meanwhile), the merge
+    commit stays here and is named; nothing is forced.
+
+    With --deploy, deploy ENV after the push (or at once when FEATURE was
+    already merged), as ``hg envdeploy ENV`` does; its exit status counts.
+    With -n/--dry-run, list the changesets and files that would be merged
+    and whether the merge would conflict (tried in memory with Mercurial's
+    internal merge), and change nothing.
+    """
+    envname = opts.get('into')
+    if not envname:
+        raise error.InputError(_(b'which environment? use --into ENV'))
+    return logic('merge').envmerge(
+        ui, repo, feature, envname, message=opts.get('message'),
+        user=opts.get('user'), tool=opts.get('tool'),
+        push=not opts.get('no_push'), deploy=opts.get('deploy'),
+        dryrun=opts.get('dry_run'),
+    )
+
+
+@command(
     b'envstatus',
     [
         (b'', b'migrations', True,
