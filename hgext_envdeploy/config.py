@@ -56,6 +56,7 @@ GLOBAL_KEYS = {
     b'locktimeout': 30,
     b'timeout': 600,
     b'connecttimeout': 15,
+    b'grace': 10,  # seconds running steps get to finish after Ctrl-C
     b'autodeploy.sources': b'serve push',  # what the changegroup hook deploys
 }
 
@@ -295,7 +296,8 @@ def settings(ui):
     out = {b'hostkeys': policy}
     for key in (b'knownhosts', b'sshconfig'):
         out[key] = _expandpath(ui.config(b'envdeploy', key))
-    for key in (b'concurrency', b'locktimeout', b'timeout', b'connecttimeout'):
+    for key in (b'concurrency', b'locktimeout', b'timeout', b'connecttimeout',
+                b'grace'):
         value = ui.configint(b'envdeploy', key)
         if value is None or value < 1:
             raise _configerror(

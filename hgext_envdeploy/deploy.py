@@ -35,7 +35,7 @@ from mercurial import error, logcmdutil, node as nodemod, pycompat
 from . import config, migrations, rollback
 from .run import Run, report
 from .shell import ShellError, quote
-from .target import HostResult, StepFailed
+from .target import HostResult, Interrupted, StepFailed
 
 
 def resolve(repo, env, rev=None):
@@ -89,37 +89,75 @@ class Deploy(Run):
     def run(self):
         """Deploy to all hosts; return the list of :class:`HostResult`.
 
-        Hosts go in batches of ``serial`` (all at once by default); a batch
-        starts only when the failures so far are within ``maxfail``.
+        Every host is reached, locked and read before any host changes: a
+        host that is down (beyond ``maxfail``) stops the deploy with nothing
+        changed anywhere.  Then hosts go in batches of ``serial`` (all at
+        once by default); a batch starts only while the failures so far are
+        within ``maxfail``.  Ctrl-C starts no new host or step, lets running
+        steps finish within ``[envdeploy] grace`` seconds, then journals
+        ``interrupted`` and unlocks every host it still can.
         """
         results = [HostResult(h) for h in self.env.hosts]
-        topic = _(b'checking') if self.dryrun else _(b'deploying')
         try:
-            for batch in batches(results, self.env.serial):
-                self.foreach(batch, self._start, topic)
+            self.foreach(results, self._prepare, _(b'connecting'))
+            if not self.dryrun:
+                for batch in batches(results, self.env.serial):
+                    self.foreach(batch, self._start, _(b'deploying'))
+            stopped = self.stopped.is_set()
+            self.foreach(results, lambda r: self._end(r, stopped),
+                         _(b'rolling back') if stopped else _(b'finishing'))
         except KeyboardInterrupt:
             for r in results:
-                if r.session is not None and r.outcome == b'pending':
-                    r.fail(r.current, _(b'interrupted'))
+                if r.outcome in (b'pending', b'prepared'):
+                    r.fail(r.current, _(b'interrupted') if r.steps
+                           else _(b'interrupted before any change'))
                     r.outcome = b'interrupted'
-                self.finish(r, None if self.dryrun else self.record(r))
-            raise
-        stopped = self.stopped.is_set()
-        self.foreach(results, lambda r: self._end(r, stopped),
-                     _(b'rolling back') if stopped else _(b'finishing'))
+                self.finish(r, self._record(r))
         return results
 
+    def _counted(self, result):
+        """Count a failed host; stop the deploy past ``maxfail``."""
+        if result.ok or result.outcome == b'prepared':
+            return
+        with self._countlock:
+            self._failures += 1
+            if self._failures > self.env.maxfail:
+                self.stopped.set()
+
+    def _prepare(self, result):
+        self.guarded(result, self._reach)
+        self._counted(result)
+
     def _start(self, result):
+        if result.outcome != b'prepared':
+            return
         if self.stopped.is_set() or self.cancel.is_set():
             result.outcome = b'untouched'
             result.message = _(b'not started: the deploy stopped')
             return
+        result.outcome = b'pending'
         self.guarded(result, self._deploy)
-        if not result.ok:
-            with self._countlock:
-                self._failures += 1
-                if self._failures > self.env.maxfail:
-                    self.stopped.set()
+        self._counted(result)
+
+    def _reach(self, result):
+        """Connect, lock, read the state; print the plan on a dry run."""
+        session = self.open(result)
+        if session is None:
+            return
+        result.state = session.state(self.node)
+        result.fromnode = result.state.parent
+        result.dirty = result.state.dirty
+        result.tonode = self.node
+        if self.dryrun:
+            self._plan(result, self._stepscripts(session, result.state.present))
+        else:
+            result.outcome = b'prepared'
+
+    def _record(self, result):
+        """The journal record, or None when there is nothing to say."""
+        if self.dryrun or result.outcome in (b'untouched', b'prepared'):
+            return None
+        return self.record(result)
 
     def _stepscripts(self, session, have):
         """The steps as (name, script); None for a step not configured."""
@@ -137,18 +175,10 @@ class Deploy(Run):
         ]
 
     def _deploy(self, result):
-        session = self.open(result)
-        if session is None:
-            return
+        session = result.session
         host = result.host
-        state = session.state(self.node)
-        result.fromnode = state.parent
-        result.dirty = state.dirty
-        result.tonode = self.node
+        state = result.state
         steps = self._stepscripts(session, state.present)
-        if self.dryrun:
-            self._plan(result, steps)
-            return
         if state.dirty:
             result.patch = session.savepatch(self.id)
             self.say(host, _(b'manual edits to %s saved as %s/%s')
@@ -164,7 +194,8 @@ class Deploy(Run):
             if script is None:
                 continue
             if self.cancel.is_set():
-                raise StepFailed(name, _(b'interrupted before this step'))
+                result.current = name
+                raise Interrupted()
             if name == b'migrate':
                 # Read with the new code (it knows every app) before the
                 # migrations run: exactly what a rollback returns to.
@@ -222,7 +253,10 @@ class Deploy(Run):
                 and result.changed and self.env.onfailure == b'rollback'
                 and (stopped or not result.ok)):
             self._undo(result)
-        self.finish(result, None if self.dryrun else self.record(result))
+        if result.outcome == b'prepared':
+            result.outcome = b'untouched'
+            result.message = _(b'not started: the deploy stopped')
+        self.finish(result, self._record(result))
 
     def _undo(self, result):
         host = result.host

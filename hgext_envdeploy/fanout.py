@@ -15,12 +15,17 @@ threads are daemons, and every target's lock dies with its session).
 """
 
 import threading
+import time
 
 from mercurial.i18n import _
 
 
-def foreach(ui, hosts, work, concurrency, topic, cancel=None):
-    """Call ``work(index, host)`` for every host; return when all are done."""
+def foreach(ui, hosts, work, concurrency, topic, cancel=None, grace=10):
+    """Call ``work(index, host)`` for every host; return when all are done.
+
+    On Ctrl-C, wait at most ``grace`` seconds for the running work, then
+    re-raise KeyboardInterrupt.
+    """
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(concurrency)
 
@@ -46,8 +51,10 @@ def foreach(ui, hosts, work, concurrency, topic, cancel=None):
                         progress.increment(item=hosts[item[0]].name)
         except KeyboardInterrupt:
             cancel.set()
-            ui.warn(_(b'interrupted: letting running steps finish '
-                      b'(Ctrl-C again to leave now)\n'))
+            ui.warn(_(b'interrupted: no new step starts; running steps have '
+                      b'%d seconds to finish (Ctrl-C again to leave now)\n')
+                    % grace)
+            deadline = time.monotonic() + grace
             for t in threads:
-                t.join()
+                t.join(max(0.0, deadline - time.monotonic()))
             raise

@@ -23,7 +23,7 @@ from mercurial import error, node as nodemod, pycompat
 
 from . import fanout, target, transport
 from .shell import Shell, ShellError
-from .target import HostSession, StepFailed
+from .target import HostSession, Interrupted, StepFailed
 
 # Lines of a failing command's output shown in the error report.
 FAILURE_TAIL = 40
@@ -67,12 +67,22 @@ class Run:
 
         return output
 
+    def confirm(self, host, question):
+        """Ask yes/no (default no); ``-y`` answers yes without a terminal."""
+        with self._outlock:
+            if self.ui.interactive():
+                return self.ui.promptchoice(
+                    b'%s: %s (yn)?$$ &Yes $$ &No' % (host.name, question),
+                    default=1) == 0
+            return self.ui.configsource(b'ui', b'interactive') == b'-y'
+
     # -- phases
 
     def foreach(self, results, work, topic):
         fanout.foreach(self.ui, [r.host for r in results],
                        lambda i, host: work(results[i]),
-                       self.settings[b'concurrency'], topic, self.cancel)
+                       self.settings[b'concurrency'], topic, self.cancel,
+                       self.settings[b'grace'])
 
     def open(self, result):
         """Connect, enter the path, take the lock: a ready HostSession.
@@ -92,7 +102,7 @@ class Run:
             return None
         session = HostSession(self.env, host,
                               Shell(conn, self.settings[b'timeout']),
-                              self.settings, self.say)
+                              self.settings, self.say, self.confirm)
         result.session = session
         session.enter()
         if not self.dryrun:
@@ -104,6 +114,9 @@ class Run:
         """Run ``work(result)``; keep any failure with its host."""
         try:
             work(result)
+        except Interrupted:
+            result.fail(result.current, _(b'interrupted before this step'))
+            result.outcome = b'interrupted'
         except StepFailed as exc:
             result.failwith(exc)
         except ShellError as exc:
@@ -127,6 +140,16 @@ class Run:
         """Journal ``record`` (unless dry run), unlock, disconnect."""
         session = result.session
         if session is None:
+            return
+        if session.shell.busy:
+            # Still inside a step after Ctrl-C's grace period: leave it to
+            # finish; the lock goes when its session ends.
+            self.say(result.host, _(b'left running: %s (the lock is released '
+                                    b'when it ends)') % (result.current or b'?'),
+                     'warn')
+            session.shell.broken = 'interrupted'
+            session.close()
+            result.session = None
             return
         try:
             if session.locked and record is not None:
@@ -199,8 +222,11 @@ def report(ui, env, results, opts, what):
         if r.hint:
             ui.warn(_(b'%s: (%s)\n') % (r.host.name, r.hint))
     failed = [r for r in bad if r.outcome not in (b'rolledback', b'untouched')]
-    msg = _(b'%s of %s failed on %d of %d hosts: %s') % (
-        what, env.name, len(failed), len(results),
+    verb = _(b'failed')
+    if any(r.outcome == b'interrupted' for r in results):
+        verb = _(b'interrupted')
+    msg = _(b'%s of %s %s on %d of %d hosts: %s') % (
+        what, env.name, verb, len(failed), len(results),
         b', '.join(b'%s (%s)' % (r.host.name, r.failed or r.outcome)
                    for r in failed))
     undone = [r for r in results if r.rollback is not None]

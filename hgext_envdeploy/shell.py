@@ -46,6 +46,7 @@ class Shell:
         self._marker = b'\x1eenvdeploy-%s:' % self._token
         self._buffer = b''
         self.broken = None
+        self.busy = False
 
     def run(self, script, output=None, subshell=True, timeout=None):
         """Run ``script``; return ``(status, output bytes)``.
@@ -67,11 +68,14 @@ class Shell:
             b'printf \'\\036envdeploy-%s:%%d\\n\' "$?"\n'
             % (opener, script, closer, self._token)
         )
+        self.busy = True
         try:
             return self._collect(output, timeout or self.timeout)
         except ShellError as exc:
             self.broken = str(exc)
             raise
+        finally:
+            self.busy = False
 
     def _collect(self, output, timeout):
         captured = []

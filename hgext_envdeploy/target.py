@@ -34,6 +34,10 @@ class StepFailed(Exception):
         self.hint = hint
 
 
+class Interrupted(Exception):
+    """Ctrl-C was pressed: the host starts no further step."""
+
+
 class HostResult:
     """What happened on one host; its journal record is built from it."""
 
@@ -52,6 +56,7 @@ class HostResult:
         self.current = None
         self.migrations = {}
         self.rollback = None
+        self.state = None
         self.wanted = None
         self.plan = []
         self.session = None
@@ -94,12 +99,13 @@ def isotime(stamp):
 class HostSession:
     """``env``'s ``host`` through ``shell``; ``say(host, msg, ...)`` prints."""
 
-    def __init__(self, env, host, shell, settings, say):
+    def __init__(self, env, host, shell, settings, say, confirm=None):
         self.env = env
         self.host = host
         self.shell = shell
         self.settings = settings
         self.say = say
+        self.confirm = confirm
         self.hg = env.hg
         self.locked = False
 
@@ -116,6 +122,8 @@ class HostSession:
             )
 
     def lock(self, holder, breaklock=False):
+        if breaklock:
+            breaklock = self._confirmbreak()
         status, out = self.shell.run(
             lock.acquirescript(holder, self.settings[b'locktimeout'],
                                breaklock),
@@ -144,6 +152,20 @@ class HostSession:
                 )
             raise StepFailed(b'lock', _(b'cannot take the deploy lock'), out)
         self.locked = True
+
+    def _confirmbreak(self):
+        """Whether to break the lock, asking about its holder first."""
+        status, out = self.shell.run(b'cat %s/info' % lock.LOCKDIR)
+        if status:
+            return False  # no lock to break
+        info = dict(line.split(b'=', 1) for line in out.splitlines()
+                    if b'=' in line)
+        if self.confirm(self.host, _(b'break the deploy lock held by %s')
+                        % lock.describe(info)):
+            return True
+        raise StepFailed(b'lock', _(b'kept the lock held by %s')
+                         % lock.describe(info), b'',
+                         _(b'confirm at the prompt, or add -y to break it'))
 
     def release(self):
         if not self.locked:

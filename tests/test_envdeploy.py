@@ -406,10 +406,11 @@ def test_hostile_branch_over_ssh(hgenv, central_repo, sshd_hosts, remote_dir):
     assert hgenv.hg("branch", cwd=target).out.strip() == branch
 
 
-def test_unreachable_host_is_reported(hgenv, central_repo, sshd_hosts, remote_dir):
+def test_unreachable_host_stops_the_deploy_before_any_change(
+        hgenv, central_repo, sshd_hosts, remote_dir):
     h0 = sshd_hosts.hosts[0]
     path = os.path.join(remote_dir, "project")
-    ssh_targets(hgenv, central_repo, sshd_hosts, [h0], path)
+    [target] = ssh_targets(hgenv, central_repo, sshd_hosts, [h0], path)
     hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts, "connecttimeout = 3\n")
                      + environment("staging", hosts=f"{h0.spec} root@127.0.0.1:1",
                                    path=path))
@@ -419,6 +420,11 @@ def test_unreachable_host_is_reported(hgenv, central_repo, sshd_hosts, remote_di
     assert r.rc != 0
     assert "root@127.0.0.1:1: unreachable: cannot connect to [127.0.0.1]:1" in r.out
     assert "root@127.0.0.1:1 (unreachable)" in r.err
+    # Every host is reached before any changes: the reachable one is untouched.
+    assert f"untouched: {h0.spec}" in r.err
+    assert parent(hgenv, target) == "0" * 40
+    assert journal(target) == []
+    assert not os.path.exists(os.path.join(target, ".hg", "envdeploy", "lock"))
 
 
 # --- the lock ---------------------------------------------------------------
@@ -529,7 +535,14 @@ def test_stale_lock_is_detected_and_live_lock_needs_break_lock(hgenv, central_re
         assert "locked by colleague on desk" in r.text
         assert os.path.exists(lockdir)
 
+        # Breaking needs a confirmation: without a terminal, -y gives it.
         r = hgenv.hg("envdeploy", "staging", "--break-lock", cwd=central_repo)
+        assert r.rc != 0
+        assert "kept the lock held by colleague on desk" in r.text
+        assert "add -y to break it" in r.text
+        assert os.path.exists(lockdir)
+
+        r = hgenv.hg("envdeploy", "staging", "--break-lock", "-y", cwd=central_repo)
         assert r.rc == 0, r.text
         assert "broke the lock held by colleague" in r.err
         assert not os.path.exists(lockdir)

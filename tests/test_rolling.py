@@ -98,8 +98,8 @@ def test_maxfail_tolerates_failed_hosts(hgenv, central_repo, sshd_hosts, three):
 def test_host_killed_mid_deploy_fails_alone(hgenv, central_repo, sshd_hosts, three):
     hosts, path, targets = three
     configure(hgenv, central_repo, sshd_hosts, hosts, path, onfailure="stop",
-              reload="sleep 2")
-    lock = os.path.join(targets[1], ".hg", "envdeploy", "lock")
+              reload="touch reloading; sleep 2")
+    lock = os.path.join(targets[1], "reloading")
     proc = subprocess.Popen([hgenv.hg_executable, "envdeploy", "live"], cwd=central_repo,
                             env=hgenv.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
