@@ -38,10 +38,12 @@ def logic(name):
         (b'r', b'rev', b'', _(b'deploy this changeset of the branch'), _(b'REV')),
         (b'', b'break-lock', False,
          _(b'remove a deploy lock left by a dead deploy (DANGEROUS)')),
+        (b'', b'check', False,
+         _(b'check everything a deploy needs, change nothing (as envcheck)')),
     ]
     + cmdutil.dryrunopts
     + cmdutil.formatteropts,
-    _(b'[-r REV] [-n] ENV'),
+    _(b'[-r REV] [-n | --check] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -59,11 +61,15 @@ def envdeploy(ui, repo, env, **opts):
     that changeset with a clean working copy only runs ``check``.
 
     With -n/--dry-run, show each host's current revision and the commands
-    that would run, and change nothing.
+    that would run, and change nothing.  With --check, run the pre-flight
+    checks of :hg:`envcheck` instead.
 
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
+    if opts.get('check'):
+        return logic('provision').preflight(
+            ui, repo, env, rev=opts.get('rev'), opts=pycompat.byteskwargs(opts))
     return logic('deploy').deployenv(
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),

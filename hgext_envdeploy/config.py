@@ -17,7 +17,7 @@ import re
 
 from mercurial.i18n import _
 from mercurial import error, registrar
-from mercurial.utils import procutil
+from mercurial.utils import procutil, stringutil
 
 configtable = {}
 configitem = registrar.configitem(configtable)
@@ -34,6 +34,7 @@ ENV_KEYS = {
     b'check': b'',
     b'hg': None,  # 'hg' on a remote host, this hg for a local environment
     b'identity': b'',
+    b'forwardagent': b'false',  # lend the target our ssh-agent (hg pull)
     b'pushto': b'',  # where envmerge pushes; default-push/default if unset
     b'onfailure': b'rollback',
     b'serial': b'',  # hosts per batch, N or N%; all at once when empty
@@ -250,6 +251,13 @@ def load(ui, name):
     _checkcount(ui, values, prefix, b'maxfail', br'^[0-9]+$',
                 _(b'a number of hosts (0: stop at the first failure)'))
     values[b'maxfail'] = int(values[b'maxfail'])
+    forward = stringutil.parsebool(values[b'forwardagent'] or b'false')
+    if forward is None:
+        raise _configerror(
+            _(b"invalid forwardagent value '%s'") % values[b'forwardagent'],
+            _source(ui, b'environments', prefix + b'forwardagent'),
+            _(b'use true or false'))
+    values[b'forwardagent'] = forward
     if not values[b'branch']:
         values[b'branch'] = name
     if not values[b'path']:

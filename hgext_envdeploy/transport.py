@@ -26,6 +26,8 @@ import threading
 from mercurial.i18n import _
 from mercurial import demandimport, encoding, pycompat
 
+from . import config
+
 
 class ConnectError(Exception):
     """A host could not be reached or authenticated; args: (msg, hint)."""
@@ -92,8 +94,8 @@ class LocalTransport:
 class SSHTransport:
     """``sh`` on a remote host over one paramiko connection."""
 
-    def __init__(self, client, channel):
-        self._client = client
+    def __init__(self, clients, channel):
+        self._clients = clients  # jump hosts first, the target last
         self._channel = channel
 
     def send(self, data):
@@ -115,7 +117,8 @@ class SSHTransport:
                 self._channel.status_event.wait(10)
         except Exception:
             pass
-        self._client.close()
+        for client in reversed(self._clients):
+            client.close()
 
 
 class SSHContext:
@@ -132,6 +135,7 @@ class SSHContext:
             # "unknown encoding: idna".  Import it here, once.
             import encodings.idna  # noqa: F401
             import paramiko
+            import paramiko.agent  # noqa: F401  (agent forwarding)
         self.paramiko = paramiko
         self.ui = ui
         self.policy = settings[b'hostkeys']
@@ -146,52 +150,100 @@ class SSHContext:
             self.sshconfig = paramiko.SSHConfig.from_path(sshconfig)
         self._writelock = threading.Lock()
 
-    def _resolve(self, host):
-        """Host, port, user and key files, as the ssh command would."""
-        alias = pycompat.sysstr(host.hostname)
+    def _resolve(self, alias, user=None, port=None):
+        """What ~/.ssh/config says of ``alias``, as the ssh command reads it.
+
+        ``user`` and ``port`` given in hgrc win over the config file.
+        """
         found = self.sshconfig.lookup(alias)
-        hostname = found.get('hostname', alias)
-        port = host.port or int(found.get('port', 22))
-        user = host.user and pycompat.sysstr(host.user)
-        user = user or found.get('user') or _localuser()
-        keyfiles = [os.path.expanduser(p) for p in found.get('identityfile', [])]
-        return hostname, port, user, keyfiles, found.get('proxycommand')
+        return {
+            'hostname': found.get('hostname', alias),
+            'port': port or int(found.get('port', 22)),
+            'user': user or found.get('user') or _localuser(),
+            'keyfiles': [os.path.expanduser(p)
+                         for p in found.get('identityfile', [])],
+            'proxycommand': found.get('proxycommand'),
+            'proxyjump': found.get('proxyjump'),
+            'forwardagent': found.get('forwardagent', 'no').lower() == 'yes',
+        }
 
-    def connect(self, host, identity=b''):
-        """Open ``sh`` on ``host``; return an :class:`SSHTransport`."""
+    def connect(self, host, env):
+        """Open ``sh`` on ``host`` of ``env``; return an :class:`SSHTransport`.
+
+        Through every ``ProxyJump`` host in turn, or a ``ProxyCommand``; each
+        hop's host key is checked like the target's.
+        """
         paramiko = self.paramiko
-        hostname, port, user, keyfiles, proxycommand = self._resolve(host)
-        if identity:
-            keyfiles = [os.path.expanduser(pycompat.fsdecode(identity))]
-        keyname = hostname if port == 22 else '[%s]:%d' % (hostname, port)
+        user = host.user and pycompat.sysstr(host.user)
+        target = self._resolve(pycompat.sysstr(host.hostname), user, host.port)
+        if env.identity:
+            target['keyfiles'] = [
+                os.path.expanduser(pycompat.fsdecode(env.identity))]
+        clients = []
+        try:
+            sock = None
+            if target['proxycommand']:
+                sock = paramiko.ProxyCommand(target['proxycommand'])
+            elif target['proxyjump'] and target['proxyjump'] != 'none':
+                for jump in target['proxyjump'].split(','):
+                    spec = config.parsehost(pycompat.sysbytes(jump.strip()))
+                    hop = self._resolve(pycompat.sysstr(spec.hostname),
+                                        spec.user and pycompat.sysstr(spec.user),
+                                        spec.port)
+                    clients.append(self._client(hop, sock))
+                    sock = self._forward(clients[-1], target)
+            client = self._client(target, sock)
+            clients.append(client)
+            channel = client.get_transport().open_session(timeout=self.timeout)
+            if env.forwardagent or target['forwardagent']:
+                # The target's own ssh (an hg pull from ssh://) can then use
+                # the deploying user's agent; the key never leaves here.
+                paramiko.agent.AgentRequestHandler(channel)
+            channel.set_combine_stderr(True)
+            channel.exec_command('sh')
+        except BaseException:
+            for c in clients:
+                c.close()
+            raise
+        return SSHTransport(clients, channel)
 
+    def _forward(self, jump, target):
+        """A channel through ``jump`` to the next hop (ssh -W)."""
+        try:
+            return jump.get_transport().open_channel(
+                'direct-tcpip', (target['hostname'], target['port']),
+                ('127.0.0.1', 0), timeout=self.timeout)
+        except (self.paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectError(
+                _(b'cannot reach %s through the jump host: %s')
+                % (_keyname(target), encoding.strtolocal(str(exc))))
+
+    def _client(self, hop, sock=None):
+        """An authenticated SSHClient to ``hop``; ConnectError otherwise."""
+        paramiko = self.paramiko
+        keyname = _keyname(hop)
         client = paramiko.SSHClient()
-        known = self.hostkeys.lookup(keyname)
+        known = self.hostkeys.lookup(pycompat.sysstr(keyname))
         if known:
             for keytype, key in known.items():
-                client.get_host_keys().add(keyname, keytype, key)
+                client.get_host_keys().add(pycompat.sysstr(keyname), keytype,
+                                           key)
         client.set_missing_host_key_policy(_UnknownHostKey(self))
-        sock = None
-        if proxycommand:
-            sock = paramiko.ProxyCommand(proxycommand)
         try:
             client.connect(
-                hostname,
-                port=port,
-                username=user,
-                key_filename=keyfiles or None,
+                hop['hostname'],
+                port=hop['port'],
+                username=hop['user'],
+                key_filename=hop['keyfiles'] or None,
                 timeout=self.timeout,
                 banner_timeout=self.timeout,
                 auth_timeout=self.timeout,
                 sock=sock,
             )
-            transport = client.get_transport()
             # Notice a host that vanished mid-step, instead of waiting on a
             # dead TCP connection forever.
-            transport.set_keepalive(15)
-            channel = transport.open_session(timeout=self.timeout)
-            channel.set_combine_stderr(True)
-            channel.exec_command('sh')
+            client.get_transport().set_keepalive(15)
+            return client
         except ConnectError:
             client.close()
             raise
@@ -199,19 +251,25 @@ class SSHContext:
             client.close()
             raise ConnectError(
                 _(b'host key for %s has CHANGED (got %s fingerprint %s)')
-                % (
-                    pycompat.bytestr(keyname),
-                    pycompat.bytestr(exc.key.get_name()),
-                    pycompat.bytestr(exc.key.fingerprint),
-                ),
+                % (keyname, pycompat.bytestr(exc.key.get_name()),
+                   pycompat.bytestr(exc.key.fingerprint)),
                 _(b'this may be an attack; if the host was reinstalled, remove '
                   b'its old key from %s') % pycompat.fsencode(self.knownhosts),
+            )
+        except paramiko.PasswordRequiredException:
+            client.close()
+            raise ConnectError(
+                _(b'the private key for %s@%s is encrypted and no passphrase '
+                  b'can be asked here')
+                % (pycompat.bytestr(hop['user']), keyname),
+                _(b'load it into ssh-agent (ssh-add KEYFILE); the agent is '
+                  b'used when it holds the key'),
             )
         except paramiko.AuthenticationException as exc:
             client.close()
             raise ConnectError(
                 _(b'authentication failed for %s@%s: %s')
-                % (pycompat.bytestr(user), pycompat.bytestr(keyname),
+                % (pycompat.bytestr(hop['user']), keyname,
                    encoding.strtolocal(str(exc))),
                 _(b'set the identity key, or load the key into ssh-agent'),
             )
@@ -219,10 +277,8 @@ class SSHContext:
             client.close()
             raise ConnectError(
                 _(b'cannot connect to %s: %s')
-                % (pycompat.bytestr(keyname),
-                   encoding.strtolocal(str(exc) or type(exc).__name__)),
+                % (keyname, encoding.strtolocal(str(exc) or type(exc).__name__)),
             )
-        return SSHTransport(client, channel)
 
     def remember(self, keyname, key):
         """Trust a new host key (accept-new) and append it to known_hosts."""
@@ -262,6 +318,13 @@ class _UnknownHostKey:
         )
 
 
+def _keyname(hop):
+    """The host's name in known_hosts: ``[host]:port`` off port 22."""
+    if hop['port'] == 22:
+        return pycompat.sysbytes(hop['hostname'])
+    return pycompat.sysbytes('[%s]:%d' % (hop['hostname'], hop['port']))
+
+
 def _localuser():
     import getpass
 
@@ -272,7 +335,7 @@ def connect(host, env, sshcontext):
     """A transport to ``host`` of ``env``; ``sshcontext`` may be None."""
     if host.islocal:
         return LocalTransport()
-    return sshcontext.connect(host, env.identity)
+    return sshcontext.connect(host, env)
 
 
 def needsssh(envs):

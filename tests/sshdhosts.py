@@ -186,11 +186,13 @@ class Host:
 
 
 class SshdHosts:
-    def __init__(self, hosts, mount, known_hosts, client_key):
+    def __init__(self, hosts, mount, known_hosts, client_key, authorized_keys):
         self.hosts = hosts
         self.mount = mount
         self.known_hosts = known_hosts
         self.client_key = client_key
+        # Every host reads it at each login: append a key to authorize it.
+        self.authorized_keys = authorized_keys
 
     def local_path(self, host, remote_path):
         """Where the file that `host` sees at remote_path (under .mount) really is."""
@@ -276,4 +278,4 @@ def launch(base, count, prefix="host"):
     known_hosts = os.path.join(base, "known_hosts")
     with open(known_hosts, "w") as f:
         f.writelines(host.known_hosts_line() for host in hosts)
-    return SshdHosts(hosts, mount, known_hosts, client_key)
+    return SshdHosts(hosts, mount, known_hosts, client_key, authorized_keys)
