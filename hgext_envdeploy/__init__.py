@@ -65,8 +65,25 @@ environment::
 
 ``identity``
   A private key file.  Otherwise ``~/.ssh/config`` (``HostName``, ``User``,
-  ``Port``, ``IdentityFile``, ``ProxyCommand``) and ssh-agent apply, as
-  they do for the ``ssh`` command.
+  ``Port``, ``IdentityFile``, ``ProxyCommand``, ``ProxyJump``,
+  ``ForwardAgent``) and ssh-agent apply, as they do for the ``ssh``
+  command.  An encrypted key is used through the agent (``ssh-add``): no
+  passphrase is ever asked for or stored.
+
+``forwardagent``
+  ``true`` lends the target the deploying user's ssh-agent for the
+  session, so that its ``hg pull`` from an ``ssh://`` source works without
+  a key of its own on the server (default ``false``).
+
+``serial``
+  Deploy the hosts in batches of N hosts, or N% of them (``serial = 1``:
+  one at a time); a batch starts only when the previous one succeeded.
+  Default: all at once, ``concurrency`` at a time.
+
+``maxfail``
+  How many failed hosts are tolerated before the deploy stops (default 0:
+  the first failure stops it).  Hosts never started are reported as
+  untouched.
 
 ``pushto``
   Where ``hg envmerge`` pushes the environment's branch: a name from
@@ -95,6 +112,12 @@ Settings of the whole run, in ``[envdeploy]``:
 ``timeout``
   Seconds a host may stay silent during a step before it is reported as
   failed (default 600); ``connecttimeout`` (default 15) bounds connecting.
+
+``grace``
+  Seconds running steps get to finish after Ctrl-C (default 10).  No new
+  host or step starts; the journal says ``interrupted``; every reachable
+  host is unlocked.  A second Ctrl-C leaves at once (a step still running
+  on a host unlocks that host when it ends).
 
 Merging into an environment
 ===========================

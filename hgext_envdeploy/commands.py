@@ -58,7 +58,14 @@ def envdeploy(ui, repo, env, **opts):
 
     The changeset is the single head of the environment's branch in this
     repository, or REV, which must be on that branch.  A host already at
-    that changeset with a clean working copy only runs ``check``.
+    that changeset, with a clean working copy and a journal record of that
+    deploy, only runs ``check``.
+
+    Every host is reached and locked before any changes.  When a host
+    fails, no further host starts and, with ``onfailure = rollback`` (the
+    default), every host this deploy changed is rolled back: migrations,
+    then code, then reload.  ``serial`` and ``maxfail`` make rolling
+    deploys.
 
     With -n/--dry-run, show each host's current revision and the commands
     that would run, and change nothing.  With --check, run the pre-flight
