@@ -32,17 +32,23 @@ def logic(name):
         return importlib.import_module('.' + name, __package__)
 
 
+# The options of every command that changes hosts.
+changeopts = (
+    [(b'', b'break-lock', False,
+      _(b'remove a deploy lock left by a dead deploy (DANGEROUS)'))]
+    + cmdutil.dryrunopts
+    + cmdutil.formatteropts
+)
+
+
 @command(
     b'envdeploy',
     [
         (b'r', b'rev', b'', _(b'deploy this changeset of the branch'), _(b'REV')),
-        (b'', b'break-lock', False,
-         _(b'remove a deploy lock left by a dead deploy (DANGEROUS)')),
         (b'', b'check', False,
          _(b'check everything a deploy needs, change nothing (as envcheck)')),
     ]
-    + cmdutil.dryrunopts
-    + cmdutil.formatteropts,
+    + changeopts,
     _(b'[-r REV] [-n | --check] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
@@ -94,11 +100,8 @@ def envdeploy(ui, repo, env, **opts):
          _(b'APP.NNNN')),
         (b'f', b'force', False,
          _(b'roll back even when the hosts disagree or one cannot be read')),
-        (b'', b'break-lock', False,
-         _(b'remove a deploy lock left by a dead deploy (DANGEROUS)')),
     ]
-    + cmdutil.dryrunopts
-    + cmdutil.formatteropts,
+    + changeopts,
     _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-n] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )

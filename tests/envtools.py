@@ -2,6 +2,7 @@
 import json
 import os
 import sys
+import time
 
 from djangoproject import applied_migrations
 
@@ -72,3 +73,13 @@ def commit_on(hgenv, repo, branch, message, change):
     node = hgenv.hg("log", "-r", ".", "-T", "{node}", cwd=repo, check=True).out
     hgenv.hg("update", "-q", "default", cwd=repo, check=True)
     return node
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    """Poll predicate() until true; AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

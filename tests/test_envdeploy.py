@@ -3,14 +3,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from djangoproject import add_migration
 from envtools import (
     MIGRATE, clone_target, commit_on, environment, head, journal, migrations,
-    parent, ssh_settings, ssh_targets,
+    parent, ssh_settings, ssh_targets, wait_for,
 )
 
 ALL = ["0001_initial", "0002_bar_description", "0003_bar_created"]
@@ -436,15 +435,6 @@ def _start_deploy(hgenv, repo, *args):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
-
-
 def test_concurrent_deploys_never_interleave(hgenv, central_repo, sshd_hosts, remote_dir):
     h0 = sshd_hosts.hosts[0]
     path = os.path.join(remote_dir, "project")
@@ -454,7 +444,7 @@ def test_concurrent_deploys_never_interleave(hgenv, central_repo, sshd_hosts, re
         "echo end >> steps"))
     lockinfo = os.path.join(target, ".hg", "envdeploy", "lock", "info")
     first = _start_deploy(hgenv, central_repo, "staging")
-    _wait_for(lambda: os.path.exists(lockinfo))
+    wait_for(lambda: os.path.exists(lockinfo))
 
     second = hgenv.hg("envdeploy", "staging", cwd=central_repo)
 
@@ -475,7 +465,7 @@ def test_second_deploy_waits_for_the_lock(hgenv, central_repo, tmp_path):
         "staging", path=target, reload="echo start >> steps; sleep 2; echo end >> steps"))
     lockinfo = os.path.join(target, ".hg", "envdeploy", "lock", "info")
     first = _start_deploy(hgenv, central_repo, "staging")
-    _wait_for(lambda: os.path.exists(lockinfo))
+    wait_for(lambda: os.path.exists(lockinfo))
 
     second = hgenv.hg("envdeploy", "staging", "--config",
                       "environments.staging.check=echo start >> steps; echo end >> steps",
@@ -497,12 +487,12 @@ def test_killed_deploy_does_not_leave_the_lock(hgenv, central_repo, sshd_hosts, 
         "staging", hosts=h0.spec, path=path, reload="sleep 2"))
     lockdir = os.path.join(target, ".hg", "envdeploy", "lock")
     first = _start_deploy(hgenv, central_repo, "staging")
-    _wait_for(lambda: os.path.exists(os.path.join(lockdir, "info")))
+    wait_for(lambda: os.path.exists(os.path.join(lockdir, "info")))
     first.send_signal(signal.SIGKILL)
     first.wait()
 
     # The session on the host ends after the running step; its lock with it.
-    _wait_for(lambda: not os.path.exists(lockdir), timeout=20)
+    wait_for(lambda: not os.path.exists(lockdir), timeout=20)
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
     assert r.rc == 0, r.text
 

@@ -9,17 +9,8 @@ import pytest
 
 from envtools import (
     clone_target, commit_on, environment, head, journal, parent, ssh_settings,
-    ssh_targets,
+    ssh_targets, wait_for,
 )
-
-
-def wait_for(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def start(hgenv, repo, *args, env=None):

@@ -3,12 +3,11 @@ locally, and the client-side post-push hook."""
 import os
 import re
 import shutil
-import time
 from types import SimpleNamespace
 
 import pytest
 
-from envtools import clone_target, commit_on, environment, journal, parent
+from envtools import clone_target, commit_on, environment, journal, parent, wait_for
 
 HOOK = (
     # The central repository enables the extension itself: over SSH the remote hg
@@ -35,15 +34,6 @@ def write(path, text=""):
 def commit(hgenv, work, branch, name):
     """A commit on branch in the developer's clone; its full hash."""
     return commit_on(hgenv, work, branch, name, lambda repo: write(repo / name, name))
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def has_node(hgenv, repo, node):
