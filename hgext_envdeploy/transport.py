@@ -29,6 +29,10 @@ from mercurial import demandimport, encoding, pycompat
 from . import config
 
 
+# Connections being set up at once, per run (see SSHContext).
+HANDSHAKES = 8
+
+
 class ConnectError(Exception):
     """A host could not be reached or authenticated; args: (msg, hint)."""
 
@@ -149,6 +153,9 @@ class SSHContext:
         if os.path.exists(sshconfig):
             self.sshconfig = paramiko.SSHConfig.from_path(sshconfig)
         self._writelock = threading.Lock()
+        # sshd drops unauthenticated connections beyond MaxStartups (10 by
+        # default): never have more handshakes than that in flight at once.
+        self._handshakes = threading.BoundedSemaphore(HANDSHAKES)
 
     def _resolve(self, alias, user=None, port=None):
         """What ~/.ssh/config says of ``alias``, as the ssh command reads it.
@@ -230,16 +237,17 @@ class SSHContext:
                                            key)
         client.set_missing_host_key_policy(_UnknownHostKey(self))
         try:
-            client.connect(
-                hop['hostname'],
-                port=hop['port'],
-                username=hop['user'],
-                key_filename=hop['keyfiles'] or None,
-                timeout=self.timeout,
-                banner_timeout=self.timeout,
-                auth_timeout=self.timeout,
-                sock=sock,
-            )
+            with self._handshakes:
+                client.connect(
+                    hop['hostname'],
+                    port=hop['port'],
+                    username=hop['user'],
+                    key_filename=hop['keyfiles'] or None,
+                    timeout=self.timeout,
+                    banner_timeout=self.timeout,
+                    auth_timeout=self.timeout,
+                    sock=sock,
+                )
             # Notice a host that vanished mid-step, instead of waiting on a
             # dead TCP connection forever.
             client.get_transport().set_keepalive(15)
