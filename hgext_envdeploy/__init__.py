@@ -186,6 +186,50 @@ Hooks and environments in an hgrc that the user running hg on the server
 does not trust are ignored (``hg help config.trusted``): see ``[trusted]``
 in the README.
 
+Who may push to an environment
+==============================
+
+Who may push to ``live`` is for Mercurial's ``acl`` extension to decide
+(``hg help acl``), in the central repository beside the deploy hook::
+
+  [hooks]
+  pretxnchangegroup.acl = python:hgext.acl.hook
+
+  [acl]
+  sources = serve
+
+  [acl.groups]
+  deployers = alice, carol
+
+  [acl.deny.branches]
+  live = !@deployers
+
+A push that brings a changeset on ``live`` from anyone outside
+``deployers`` is rejected whole: nothing stored, nothing deployed.  acl
+knows the pusher over ssh by the login name (``LOGNAME``) of the hg
+serving the push, over http by the web server's authenticated user; the
+README shows how with a shared ssh account.
+
+What acl cannot do is keep a branch at one head.  ``protect`` does::
+
+  [hooks]
+  pretxnchangegroup.envprotect = python:hgext_envdeploy.hooks.protect
+
+  [environments]
+  live.protect = true
+
+``protect``
+  ``true``: changesets (pushed, pulled or unbundled) that would leave the
+  environment's branch with more than one open head are rejected whole,
+  even after ``hg push --force``, naming the branch and its heads.  Closed
+  heads do not count, and changesets on other branches always pass.
+  Default ``false``.  A protected environment whose configuration cannot
+  be read rejects every push until it is fixed.  With changeset evolution
+  on a non-publishing repository, use ``pretxnclose.envprotect`` instead:
+  it runs once the push's obsolescence markers are in, so an amended head
+  replaces the old one.  ``pretxncommit.envprotect`` also stops commits
+  made in the central repository itself.
+
 Setting up and looking at environments
 ======================================
 

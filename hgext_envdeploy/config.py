@@ -44,6 +44,7 @@ ENV_KEYS = {
     b'requiredfiles': b'',  # untracked files a deploy needs (envcheck)
     b'localsettings': b'',  # local file envsetup uploads where it is missing
     b'autodeploy': b'false',  # true, false or background (hooks.py)
+    b'protect': b'false',  # one head only on the branch (protect.py)
 }
 
 ONFAILURE = (b'rollback', b'stop')

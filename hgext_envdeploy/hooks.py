@@ -39,7 +39,7 @@ from mercurial import (
 )
 from mercurial.utils import procutil, stringutil, urlutil
 
-from . import config, deploy, target, transport
+from . import config, deploy, protect as protectmod, target, transport
 
 LOG = b'envdeploy/autodeploy.log'  # under .hg/
 RUNLOGS = b'envdeploy/autodeploy'  # output of background deploys
@@ -93,12 +93,27 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
     cl = repo.unfiltered().changelog
     first = cl.rev(nodemod.bin(node))
     last = cl.rev(nodemod.bin(node_last)) if node_last else len(cl) - 1
-    # The newest changeset the push brought on each branch: the branch's
-    # new head, unless the push made two heads (the deploy then says so).
-    pushed = {}
-    for rev in range(first, last + 1):
-        pushed[cl.branchinfo(rev)[0]] = nodemod.hex(cl.node(rev))
-    return _deployall(ui, repo, lambda env: pushed.get(env.branch))
+    touched = {cl.branchinfo(rev)[0] for rev in range(first, last + 1)}
+
+    def newhead(env):
+        """The branch's open head, when this push brought it."""
+        if env.branch not in touched:
+            return None
+        heads = repo.branchmap().branchheads(env.branch, closed=False)
+        if len(heads) > 1:
+            # Deploying either head would be a guess: say so, deploy none.
+            ui.warn(_(b'autodeploy: %s: branch %s has %d heads, not deployed '
+                      b'(merge them; [environments] %s.protect = true rejects '
+                      b'such pushes)\n')
+                    % (env.name, env.branch, len(heads), env.name))
+            return None
+        # A push that only closed a head, or brought older changesets,
+        # leaves the open head where it was: nothing new to deploy.
+        if heads and first <= cl.rev(heads[0]) <= last:
+            return nodemod.hex(heads[0])
+        return None
+
+    return _deployall(ui, repo, newhead)
 
 
 def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
@@ -133,6 +148,16 @@ def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
         return head
 
     return _deployall(ui, repo, newhead)
+
+
+def protect(ui, repo, hooktype, **kwargs):
+    """Reject changesets that give a protected environment's branch a
+    second head (see protect.py).
+
+    ``[hooks] pretxnchangegroup.envprotect =
+    python:hgext_envdeploy.hooks.protect`` in the central repository.
+    """
+    return protectmod.protect(ui, repo, hooktype, **kwargs)
 
 
 def _pushedrevs(ui, repo, opts, dests):
