@@ -190,10 +190,11 @@ def test_failed_check_rolls_back_schema_and_code(hgenv, central_repo, site):
     record = journal(site)[-1]
     assert record["failed"] == "check" and record["rollback"]["outcome"] == "ok"
     # A later plain envrollback is not confused by the failed deploy.
-    hgenv.write_hgrc(central_repo, "[environments]\nstaging.check =\n")
-    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    hgenv.hg("envdeploy", "staging", "--config", "environments.staging.check=",
+             cwd=central_repo, check=True)
     assert migrations(site) == BASE + [n4]
-    hgenv.hg("envrollback", "staging", cwd=central_repo, check=True)
+    hgenv.hg("envrollback", "staging", "--config", "environments.staging.check=",
+             cwd=central_repo, check=True)
     assert parent(hgenv, site) == first and migrations(site) == BASE
 
 
