@@ -184,6 +184,46 @@ def test_push_to_a_branch_without_autodeploy_deploys_nothing(hgenv, local_centra
     assert central_log(central) == [("staging", "deployed", node, "")]
 
 
+def test_push_with_a_closed_second_head_deploys_the_open_one(hgenv, local_central):
+    central, site, live, work = local_central
+    hgenv.write_hgrc(central, HOOK + environment("staging", path=site,
+                                                 autodeploy="true"))
+    base = commit(hgenv, work, "staging", "first")
+    hgenv.hg("update", "-q", base, cwd=work, check=True)
+    write(work / "doomed", "x")
+    hgenv.hg("commit", "-q", "-A", "-m", "doomed head", cwd=work, check=True)
+    hgenv.hg("commit", "-q", "--close-branch", "-m", "close it", cwd=work, check=True)
+    hgenv.hg("update", "-q", base, cwd=work, check=True)
+    write(work / "kept", "x")
+    hgenv.hg("commit", "-q", "-A", "-m", "kept head", cwd=work, check=True)
+    kept = hgenv.hg("log", "-r", ".", "-T", "{node}", cwd=work).out
+
+    r = hgenv.hg("push", "-f", central, cwd=work)
+
+    assert r.rc == 0, r.text
+    assert f"autodeploy: staging: deployed {kept[:12]}" in r.text
+    assert parent(hgenv, site) == kept
+
+
+def test_push_making_two_open_heads_deploys_neither(hgenv, local_central):
+    central, site, live, work = local_central
+    hgenv.write_hgrc(central, HOOK + environment("staging", path=site,
+                                                 autodeploy="true"))
+    base = commit(hgenv, work, "staging", "first")
+    hgenv.hg("update", "-q", base, cwd=work, check=True)
+    write(work / "a", "x")
+    hgenv.hg("commit", "-q", "-A", "-m", "head a", cwd=work, check=True)
+    hgenv.hg("update", "-q", base, cwd=work, check=True)
+    write(work / "b", "x")
+    hgenv.hg("commit", "-q", "-A", "-m", "head b", cwd=work, check=True)
+
+    r = hgenv.hg("push", "-f", central, cwd=work)
+
+    assert r.rc == 0, r.text
+    assert "autodeploy: staging: branch staging has 2 heads, not deployed" in r.text
+    assert journal(site) == []
+
+
 def test_two_quick_pushes_end_at_the_second_head(hgenv, local_central):
     central, site, live, work = local_central
     hgenv.write_hgrc(central, HOOK + environment(
