@@ -80,7 +80,46 @@ run cat ../staging-site/.hg/envdeploy/patches/*.patch
 say "Deploying again changes nothing (only the check runs)"
 run hg envdeploy staging
 
-say "What would a deploy of live do? (--dry-run changes nothing)"
+say "What runs where? (hg envstatus reads every host's journal and state)"
+run hg envstatus
+
+say "A deploy whose health check fails rolls itself back (migrations first)"
+hg update -q staging
+cat > bar/migrations/0005_bar_rank.py <<'PY'
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("bar", "0004_bar_slug")]
+    operations = [
+        migrations.AddField("bar", "rank", models.IntegerField(default=0)),
+    ]
+PY
+hg add -q bar/migrations/0005_bar_rank.py
+run hg commit -m "bar: add rank"
+hg update -q default
+run hg envdeploy staging --config "environments.staging.check=echo 'site is down'; exit 1" || true
+( cd ../staging-site && run python manage.py showmigrations bar )
+
+say "Deploy it for real, then roll back: hg envrollback reverts 0005, then the code"
+run hg envdeploy staging
+run hg envrollback staging
+( cd ../staging-site && run python manage.py showmigrations bar )
+
+say "The history of staging, newest first (hg envlog)"
+run hg envlog staging -l 4
+
+say "Promote a feature into live with one command (merge, commit, push, deploy)"
+hg update -q default
+hg branch -q feature-about
+echo "# about page" > about.txt
+hg add -q about.txt
+hg commit -qm "about page"
+hg update -q default
+run hg envmerge feature-about --into live --no-push
+run hg envdeploy live
+
+say "What would a deploy of live do now? (--dry-run changes nothing)"
 run hg envdeploy live --dry-run
 
 say "The journal on the staging target (.hg/envdeploy/journal.jsonl)"

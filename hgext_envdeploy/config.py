@@ -12,11 +12,12 @@ in ``[envdeploy]`` as a default for every environment.  The rest of the
 extension reads :class:`Environment` and :class:`Host`, never the hgrc.
 """
 
+import bisect
 import os
 import re
 
 from mercurial.i18n import _
-from mercurial import error, registrar
+from mercurial import config as configmod, error, registrar
 from mercurial.utils import procutil, stringutil
 
 configtable = {}
@@ -76,7 +77,9 @@ _ENV_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
 # [user@]host[:port], host may be a bracketed IPv6 address.
 _HOST = re.compile(
     br'^(?:(?P<user>[^@\s:/]+)@)?'
-    br'(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)'
+    # Never a leading '-': a name that ssh or a ProxyCommand would take as
+    # an option (OpenSSH refuses such host names too).
+    br'(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.][A-Za-z0-9_.-]*)'
     br'(?::(?P<port>[0-9]+))?$'
 )
 
@@ -200,6 +203,80 @@ def _source(ui, section, key):
     return src if src and src != b'none' else b''
 
 
+def _valuesource(ui, prefix, key):
+    """Where an environment's ``key`` came from: [environments], else the
+    [envdeploy] default."""
+    return (_source(ui, b'environments', prefix + key)
+            or _source(ui, b'envdeploy', key))
+
+
+_SECTION = re.compile(br'\[([^\[]+)\]')  # as mercurial.config parses it
+
+
+class _recorder(configmod.config):
+    """A config parser that remembers every assignment, not just the last."""
+
+    def __init__(self):
+        super().__init__()
+        self.assignments = []  # [section, item, value, source]
+        self._unsetseen = 0
+
+    def set(self, section, item, value, source=b''):
+        for key in self._unset[self._unsetseen :]:
+            # %unset starts the key afresh: what came before is intended.
+            self.assignments = [a for a in self.assignments
+                                if tuple(a[:2]) != key]
+        self._unsetseen = len(self._unset)
+        last = self.assignments[-1] if self.assignments else None
+        if (last and last[:2] == [section, item]
+                and value.startswith(last[2] + b'\n')):
+            last[2] = value  # a continuation line of the same assignment
+        else:
+            self.assignments.append([section, item, value, source])
+        super().set(section, item, value, source)
+
+
+def _checkrepeats(ui, section, keys, cache):
+    """Refuse a key given twice in one section block with different values.
+
+    Layered files (~/.hgrc, then the repository's .hg/hgrc) override each
+    other as usual, and so does a later ``[section]`` block appended to a
+    file (``echo ... >> .hg/hgrc``).  But within one block the later line
+    silently wins, which is almost always a mistake (two edits that
+    crossed).  ``cache`` maps a file to what it sets, read once.
+    """
+    for key in keys:
+        where = _source(ui, section, key)
+        path, sep, line = where.rpartition(b':')
+        if not sep or not line.isdigit() or not os.path.isfile(path):
+            continue  # --config, or not from a file
+        if path not in cache:
+            rec = _recorder()
+            headers = []
+            try:
+                rec.read(path)
+                with open(path, 'rb') as fp:
+                    headers = [n for n, l in enumerate(fp, 1)
+                               if _SECTION.match(l)]
+            except (OSError, error.ConfigError):
+                pass  # changed meanwhile: nothing to say
+            cache[path] = rec.assignments, headers
+        assignments, headers = cache[path]
+        block = bisect.bisect(headers, int(line))
+        value = ui.config(section, key)
+        for sect, item, other, source in assignments:
+            opath, _sep, oline = source.rpartition(b':')
+            if ((sect, item) == (section, key) and other != value
+                    and opath == path
+                    and bisect.bisect(headers, int(oline)) == block):
+                raise _configerror(
+                    _(b'[%s] %s is set twice with different values (also at '
+                      b'line %s)') % (section, key, oline),
+                    where,
+                    _(b'remove one of them: only the last one counts'),
+                )
+
+
 def load(ui, name):
     """Return the :class:`Environment` called ``name``, validated."""
     names = envnames(ui)
@@ -223,9 +300,11 @@ def load(ui, name):
 
     values = {}
     prefix = name + b'.'
+    cache = {}
     for key, value in ui.configitems(b'environments'):
         if not key.startswith(prefix):
             continue
+        _checkrepeats(ui, b'environments', [key], cache)
         sub = key[len(prefix) :]
         if sub not in ENV_KEYS:
             raise _configerror(
@@ -236,19 +315,20 @@ def load(ui, name):
         values[sub] = value
     for key in ENV_KEYS:
         if key not in values:
+            _checkrepeats(ui, b'envdeploy', [key], cache)
             values[key] = ui.config(b'envdeploy', key)
 
     if values[b'onfailure'] not in ONFAILURE:
         raise _configerror(
             _(b"unknown onfailure mode '%s'") % values[b'onfailure'],
-            _source(ui, b'environments', prefix + b'onfailure'),
+            _valuesource(ui, prefix, b'onfailure'),
             _(b'use one of: %s') % b', '.join(ONFAILURE),
         )
     _checkcount(ui, values, prefix, b'serial', br'^[1-9][0-9]*%?$',
                 _(b'a number of hosts per batch, or a percentage (25%)'))
     if values[b'serial'].endswith(b'%') and int(values[b'serial'][:-1]) > 100:
         raise _configerror(_(b'serial percentage above 100%'),
-                           _source(ui, b'environments', prefix + b'serial'))
+                           _valuesource(ui, prefix, b'serial'))
     _checkcount(ui, values, prefix, b'maxfail', br'^[0-9]+$',
                 _(b'a number of hosts (0: stop at the first failure)'))
     values[b'maxfail'] = int(values[b'maxfail'])
@@ -267,7 +347,19 @@ def load(ui, name):
             hint=_(b'set %s.path in [environments] to the repository on the '
                    b'target') % name,
         )
-    hostsource = _source(ui, b'environments', prefix + b'hosts')
+    autodeploy = (values[b'autodeploy'] or b'').strip()
+    if (autodeploy and autodeploy.lower() != b'background'
+            and stringutil.parsebool(autodeploy) is None):
+        # hooks.mode() reads it on push; a typo is better found here.
+        raise _configerror(
+            _(b"invalid autodeploy value '%s' for environment '%s'")
+            % (autodeploy, name),
+            _valuesource(ui, prefix, b'autodeploy'),
+            _(b'use true, false or background')
+            + (_(b'; a comment goes on a line of its own')
+               if b'#' in autodeploy else b''),
+        )
+    hostsource = _valuesource(ui, prefix, b'hosts')
     hosts = parsehosts(values[b'hosts'] or b'', hostsource)
     if not hosts:
         hosts = [Host(LOCAL)]
@@ -286,7 +378,7 @@ def _checkcount(ui, values, prefix, key, pattern, hint):
     if value and not re.match(pattern, value):
         raise _configerror(
             _(b"invalid %s value '%s'") % (key, value),
-            _source(ui, b'environments', prefix + key), hint)
+            _valuesource(ui, prefix, key), hint)
 
 
 def _expandpath(path):
@@ -295,6 +387,7 @@ def _expandpath(path):
 
 def settings(ui):
     """The run-wide [envdeploy] settings, validated."""
+    _checkrepeats(ui, b'envdeploy', GLOBAL_KEYS, {})
     policy = ui.config(b'envdeploy', b'hostkeys')
     if policy not in HOSTKEY_POLICIES:
         raise _configerror(
@@ -307,7 +400,10 @@ def settings(ui):
         out[key] = _expandpath(ui.config(b'envdeploy', key))
     for key in (b'concurrency', b'locktimeout', b'timeout', b'connecttimeout',
                 b'grace'):
-        value = ui.configint(b'envdeploy', key)
+        try:
+            value = ui.configint(b'envdeploy', key)
+        except error.ConfigError:
+            value = None  # not a number: say where, as below
         if value is None or value < 1:
             raise _configerror(
                 _(b'[envdeploy] %s must be a positive number') % key,

@@ -31,6 +31,7 @@ import threading
 
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
+from mercurial.utils import urlutil
 
 from . import config, migrations, rollback
 from .run import Run, report
@@ -239,6 +240,11 @@ class Deploy(Run):
                 continue
             if name in (b'migrate', b'reload', b'check'):
                 script = self.env.values[name]
+            elif name == b'pull' and self.env.source:
+                # Show the source as Mercurial shows URLs: no password.
+                script = script.replace(
+                    quote(self.env.source),
+                    quote(urlutil.hidepassword(self.env.source)))
             self.say(host, b'  %s: %s' % (name, script))
         result.outcome = b'planned'
 

@@ -82,8 +82,7 @@ def acquirescript(holder, timeout, breaklock=False):
     info file stays one fact per line.
     """
     info = b' '.join(
-        quote(b'%s=%s' % (k, v.replace(b'\n', b' ')))
-        for k, v in sorted(holder.items())
+        quote(b'%s=%s' % (k, _oneline(v))) for k, v in sorted(holder.items())
     )
     return _ACQUIRE % {
         b'lockdir': LOCKDIR,
@@ -94,6 +93,16 @@ def acquirescript(holder, timeout, breaklock=False):
     }
 
 
+def _oneline(value):
+    return value.replace(b'\r', b' ').replace(b'\n', b' ')
+
+
+def readinfo(data):
+    """The ``info`` file's ``key=value`` lines as a dict."""
+    return dict(line.split(b'=', 1) for line in data.split(b'\n')
+                if b'=' in line)
+
+
 def parseinfo(output):
     """Split the acquiring script's output into events.
 
@@ -101,14 +110,13 @@ def parseinfo(output):
     ``stale``, ``broken`` or ``held`` and info maps keys to bytes.
     """
     events = []
-    for line in output.splitlines():
+    for line in output.split(b'\n'):
         if line.endswith(b':') and line[:-1] in (
             b'waiting', b'stale', b'broken', b'held'
         ):
             events.append((line[:-1].decode('ascii'), {}))
-        elif events and b'=' in line:
-            key, value = line.split(b'=', 1)
-            events[-1][1][key] = value
+        elif events:
+            events[-1][1].update(readinfo(line))
     return events
 
 

@@ -118,7 +118,7 @@ def _probe(session):
     _status, out = session.shell.run(
         b'if [ -d %(p)s/.hg ]; then echo repo; '
         b'elif [ ! -e %(p)s ]; then echo missing; '
-        b'elif [ -d %(p)s ] && [ -z "$(ls -A %(p)s)" ]; then echo empty; '
+        b'elif [ -d %(p)s ] && [ -z "$(ls -A -- %(p)s)" ]; then echo empty; '
         b'else echo other; fi' % {b'p': quote(session.env.path)})
     return lastline(out)
 

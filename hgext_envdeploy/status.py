@@ -164,11 +164,10 @@ def lockscript():
 
 def parselock(output):
     """The lock holder's description, or b'' when the lock is free."""
-    lines = output.splitlines()
-    if not lines or lines[0] != b'locked':
+    first, _sep, info = output.partition(b'\n')
+    if first != b'locked':
         return b''
-    info = dict(l.split(b'=', 1) for l in lines[1:] if b'=' in l)
-    return lock.describe(info)
+    return lock.describe(lock.readinfo(info))
 
 
 def tobytes(value):

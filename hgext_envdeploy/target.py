@@ -112,7 +112,7 @@ class HostSession:
     def enter(self):
         """cd into path in the session's main shell; stable hg output."""
         status, out = self.shell.run(
-            b'cd -- %s && HGPLAIN=1 && export HGPLAIN' % quote(self.env.path),
+            b'cd -- %s && HGPLAIN=1 && export HGPLAIN' % cdpath(self.env.path),
             subshell=False,
         )
         if status:
@@ -158,8 +158,7 @@ class HostSession:
         status, out = self.shell.run(b'cat %s/info' % lock.LOCKDIR)
         if status:
             return False  # no lock to break
-        info = dict(line.split(b'=', 1) for line in out.splitlines()
-                    if b'=' in line)
+        info = lock.readinfo(out)
         if self.confirm(self.host, _(b'break the deploy lock held by %s')
                         % lock.describe(info)):
             return True
@@ -267,6 +266,17 @@ class HostSession:
         if status:
             raise StepFailed(b'journal', _(b'could not write the journal: %s')
                              % out.strip())
+
+
+def cdpath(path):
+    """``path`` for ``cd --``, quoted: ``~/x`` is under the login's home,
+    and a relative path starts with ``./`` (``cd -- -`` would go back to
+    ``$OLDPWD``)."""
+    if path == b'~' or path.startswith(b'~/'):
+        return b'"$HOME"/%s' % quote(path[2:] or b'.')
+    if not path.startswith(b'/'):
+        path = b'./' + path
+    return quote(path)
 
 
 def _jsonable(value):
