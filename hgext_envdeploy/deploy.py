@@ -80,8 +80,10 @@ class Deploy(Run):
 
     kind = b'deploy'
 
-    def __init__(self, ui, env, ctx, settings, dryrun=False, breaklock=False):
+    def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
+                 breaklock=False):
         super().__init__(ui, env, settings, dryrun, breaklock)
+        self.repo = repo
         self.node = ctx.hex()
         self._failures = 0
         self._countlock = threading.Lock()
@@ -198,11 +200,16 @@ class Deploy(Run):
                 result.current = name
                 raise Interrupted()
             if name == b'migrate':
-                # Read with the new code (it knows every app) before the
-                # migrations run: exactly what a rollback returns to.
-                listing = session.migrations()
-                if listing is not None:
-                    result.migrations['before'] = migrations.latest(listing)
+                if migrations.touched(self.repo, self.env, state.parent,
+                                      self.node):
+                    # Read with the new code (it knows every app) before
+                    # the migrations run: what a rollback returns to.
+                    listing = session.migrations()
+                    if listing is not None:
+                        result.migrations['before'] = migrations.latest(
+                            listing)
+                else:
+                    result.migrations['unchanged'] = True
             try:
                 session.step(result, name, script, self.printer(host))
             except StepFailed as exc:
@@ -267,6 +274,8 @@ class Deploy(Run):
     def _undo(self, result):
         host = result.host
         before = result.migrations.get('before')
+        if result.migrations.get('unchanged'):
+            before = {}  # no migration file changed: nothing to revert
         result.rollback = {'to': result.fromnode, 'steps': [], 'reverted': []}
         if result.ok:
             result.outcome = b'rolledback'
@@ -303,7 +312,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
         % (_(b'checking deploy of') if dryrun else _(b'deploying'),
            ctx, env.branch, env.name, env.describe())
     )
-    run = Deploy(ui, env, ctx, settings, dryrun=dryrun, breaklock=breaklock)
+    run = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
+                 breaklock=breaklock)
     return report(ui, env, run.run(), opts or {}, b'deploy')
 
 

@@ -21,6 +21,12 @@ never rewritten.  Format version 1; every record has at least:
 ``to``        full hash deployed
 ``dirty``     files with manual edits found before the update
 ``patch``     where those edits were saved (relative to the repository), or null
+``migrations`` when ``migrate`` is set: ``before`` (app -> latest applied
+              migration, or ``zero``, read just before migrating), or
+              ``unchanged: true`` when no migration file changed; rollbacks
+              add ``reverted`` (``app.name``, in the order unapplied)
+``rollback``  on a deploy rolled back: ``to``, ``outcome``, ``steps``,
+              ``reverted``
 ``steps``     list of ``{"name", "status", "duration"}`` in the order run
 ``outcome``   ``ok``, ``unchanged`` (already there), or ``failed``
 ``failed``    name of the failing step, when ``outcome`` is ``failed``

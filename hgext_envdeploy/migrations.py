@@ -25,7 +25,7 @@ Django ones, built from the ``migrate`` command when it runs ``manage.py``
 import re
 
 from mercurial.i18n import _
-from mercurial import error
+from mercurial import error, node as nodemod
 
 from .shell import quote
 
@@ -53,6 +53,27 @@ def statecommand(env):
         return configured
     manage = _django(env)
     return manage and manage + b' showmigrations'
+
+
+def touched(repo, env, fromnode, tonode):
+    """Whether going from ``fromnode`` to ``tonode`` may change migrations.
+
+    For the Django default only: False when no file under a ``migrations``
+    directory differs between the two changesets (both known here), so the
+    state need not be read again (one Django start saved per host).  The
+    state then stays what the previous deploy recorded: migrations the
+    database was missing get applied, and the older code knows them too.
+    """
+    if env.values.get(b'migrate.state') or fromnode is None:
+        return True
+    unfi = repo.unfiltered()
+    try:
+        old, new = unfi[nodemod.bin(fromnode)], unfi[nodemod.bin(tonode)]
+    except (error.LookupError, error.RepoLookupError, TypeError, ValueError):
+        return True
+    status = unfi.status(old.node(), new.node())
+    changed = status.modified + status.added + status.removed
+    return any(b'migrations/' in f for f in changed)
 
 
 def rollbackcommand(env, app, migration):

@@ -69,7 +69,7 @@ def revert(run, result, node, state, record, check=True):
                              b'code and schema are as they were')
                 raise
             record['reverted'].extend('%s.%s' % (app, n) for n in undo)
-    elif session.env.migrate:
+    elif state is None and session.env.migrate:
         run.say(host, _(b'no migration state recorded for the target: '
                         b'migrations left as they are'), 'warn')
     session.step(result, b'update', session.update(node), output,
@@ -106,12 +106,18 @@ def deployments(records):
 
 
 def stateafter(records, index):
-    """The migration state deployment ``index`` left, when recorded."""
+    """The migration state deployment ``index`` left, when recorded.
+
+    ``{}`` (nothing to revert) when every later record says no migration
+    file changed; None when nothing tells.
+    """
+    unchanged = True
     for record in records[index + 1 :]:
-        before = (record.get('migrations') or {}).get('before')
-        if before is not None:
-            return before
-    return None
+        found = record.get('migrations') or {}
+        if found.get('before') is not None:
+            return found['before']
+        unchanged = unchanged and found.get('unchanged', False)
+    return {} if unchanged else None
 
 
 class Rollback(Run):

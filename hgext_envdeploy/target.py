@@ -92,6 +92,16 @@ class State:
         self.present = present
 
 
+# For ``hg log -r present(NODE) -r wdir()``: the working directory's
+# parent and its modified, added, removed and deleted files; NODE if there.
+_STATE = (
+    b'{ifeq(rev, "2147483647", '
+    b'"parent {p1.node}\n{file_mods % "{file}\n"}{file_adds % "{file}\n"}'
+    b'{file_dels % "{file}\n"}{files("set:deleted()") % "{file}\n"}", '
+    b'"present {node}\n")}'
+)
+
+
 def isotime(stamp):
     return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(stamp))
 
@@ -179,28 +189,30 @@ class HostSession:
         self.shell.close()
 
     def state(self, node):
-        """Parent, edited files, and whether ``node`` (hex) is present."""
-        hg = self.hg
+        """Parent, edited files, and whether ``node`` (hex) is present.
+
+        One hg process: ``wdir()`` gives the parent and the files that
+        ``hg status -mard`` would list.
+        """
         status, out = self.shell.run(
-            b'%(hg)s log -r ". + present(%(node)s)" -T "{node}\\n" || exit 3\n'
-            b'echo "dirty:"\n'
-            b'%(hg)s status -mard -n'
-            % {b'hg': hg, b'node': node}
-        )
+            b'%s log -r "present(%s)" -r "wdir()" -T %s' % (self.hg, node,
+                                                            quote(_STATE)))
         if status:
             raise StepFailed(
                 b'state', _(b'%s is not a Mercurial repository, or hg cannot '
                             b'run there') % self.env.path,
                 out, _(b"set the 'hg' key to the hg executable on the target"),
             )
-        nodes, _sep, dirty = out.partition(b'dirty:\n')
-        nodes = nodes.split()
-        parent = nodes[0] if nodes else nodemod.nullhex
-        return State(
-            None if parent == nodemod.nullhex else parent,
-            [f for f in dirty.splitlines() if f],
-            node in nodes,
-        )
+        parent, present, dirty = nodemod.nullhex, False, []
+        for line in out.splitlines():
+            if line.startswith(b'parent '):
+                parent = line[len(b'parent '):]
+            elif line.startswith(b'present '):
+                present = line[len(b'present '):] == node
+            elif line:
+                dirty.append(line)
+        return State(None if parent == nodemod.nullhex else parent,
+                     dirty, present)
 
     def migrations(self):
         """The migration listing (see migrations.parse), or None."""

@@ -176,7 +176,7 @@ def _dumper():
 def test_pull_passes_the_source_as_one_argument_after_dashdash(sh, source, node):
     env = _env(b"/nonexistent", hg=_dumper(), source=source)
     session = HostSession(env, env.hosts[0], sh, SETTINGS, lambda *a, **k: None)
-    run = deploy.Deploy(uimod.ui(), env, _Ctx(node), SETTINGS)
+    run = deploy.Deploy(uimod.ui(), None, env, _Ctx(node), SETTINGS)
     [(name, pull)] = [s for s in run._stepscripts(session, False) if s[0] == b"pull"]
 
     status, out = sh.run(pull)

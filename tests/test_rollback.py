@@ -268,3 +268,22 @@ def test_hosts_that_disagree_need_force(hgenv, central_repo, sshd_hosts, remote_
     assert r.rc == 0, r.text
     assert parent(hgenv, t0) == a and migrations(t0) == BASE + [n4]
     assert parent(hgenv, t1) == base and migrations(t1) == BASE
+
+
+def test_code_only_change_skips_the_migration_state(hgenv, central_repo, site):
+    first = parent(hgenv, site)
+    commit_on(hgenv, central_repo, "staging", "code only",
+              lambda repo: (repo / "views.py").write_text("# no migration\n"))
+
+    r = hgenv.hg("envdeploy", "staging", "--config", "environments.staging.check=exit 1",
+                 cwd=central_repo)
+
+    assert r.rc != 0
+    record = journal(site)[-1]
+    # No migration file changed: no Django start to read the state, and the
+    # rollback reverts the code only, without a warning.
+    assert record["migrations"] == {"unchanged": True}
+    assert record["rollback"]["outcome"] == "ok"
+    assert record["rollback"]["reverted"] == []
+    assert "no migration state recorded" not in r.text
+    assert parent(hgenv, site) == first and migrations(site) == BASE
