@@ -277,6 +277,22 @@ def _checkrepeats(ui, section, keys, cache):
                 )
 
 
+def rawvalue(ui, name, key):
+    """``ENV.KEY`` as written, else its ``[envdeploy]`` default, stripped;
+    and where it was set (``file:line``, or empty).
+
+    For the hooks, which read one key without loading (and validating) the
+    whole environment, so that an environment they do not concern cannot
+    break a push.
+    """
+    section, item = b'environments', name + b'.' + key
+    value = ui.config(section, item)
+    if value is None:
+        section, item = b'envdeploy', key
+        value = ui.config(section, item)
+    return (value or b'').strip(), _source(ui, section, item)
+
+
 def load(ui, name):
     """Return the :class:`Environment` called ``name``, validated."""
     names = envnames(ui)

@@ -54,12 +54,7 @@ def mode(ui, name):
     Read without loading the whole environment, so that an environment
     that never autodeploys costs nothing and cannot break a push.
     """
-    section, key = b'environments', name + b'.autodeploy'
-    value = ui.config(section, key)
-    if value is None:
-        section, key = b'envdeploy', b'autodeploy'
-        value = ui.config(section, key)
-    value = (value or b'').strip()
+    value, source = config.rawvalue(ui, name, b'autodeploy')
     if value.lower() == BACKGROUND:
         return BACKGROUND
     enabled = stringutil.parsebool(value) if value else False
@@ -67,7 +62,7 @@ def mode(ui, name):
         raise config._configerror(
             _(b"invalid autodeploy value '%s' for environment '%s'")
             % (value, name),
-            config._source(ui, section, key),
+            source,
             _(b'use true, false or background')
             + (_(b'; a comment goes on a line of its own') if b'#' in value
                else b''),

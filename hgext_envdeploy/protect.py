@@ -48,12 +48,7 @@ HOOKTYPES = (b'pretxnchangegroup', b'pretxnclose', b'pretxncommit')
 def enabled(ui, name):
     """Whether environment ``name`` has ``protect`` on (ConfigError if the
     value is not a boolean)."""
-    section, key = b'environments', name + b'.protect'
-    value = ui.config(section, key)
-    if value is None:
-        section, key = b'envdeploy', b'protect'
-        value = ui.config(section, key)
-    value = (value or b'').strip()
+    value, source = config.rawvalue(ui, name, b'protect')
     if not value:
         return False
     on = stringutil.parsebool(value)
@@ -61,7 +56,7 @@ def enabled(ui, name):
         raise config._configerror(
             _(b"invalid protect value '%s' for environment '%s'")
             % (value, name),
-            config._source(ui, section, key),
+            source,
             _(b'use true or false'),
         )
     return on
