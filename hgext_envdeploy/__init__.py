@@ -274,14 +274,16 @@ What a deploy does on each host
    session ends, however it ends.  A lock whose holder process is gone is
    reported and taken over; a live one makes the deploy wait
    ``locktimeout`` seconds, then fail naming who holds it.
-   ``--break-lock`` removes a lock by force.
+   ``--break-lock`` removes a lock by force, after showing its holder and
+   asking (without a terminal, ``-y`` answers yes).
 2. Records the target's revision and manual edits; edits are saved as a
    patch under ``.hg/envdeploy/patches/`` before they are discarded.
 3. ``hg pull -r NODE [SOURCE]`` (skipped when the changeset is already
-   there), ``hg update -C -r NODE``, then, when ``migrate`` is set, reads
-   the migration state (with the new code, before migrating), then runs
-   ``migrate``, ``reload`` and ``check``.  A host already at NODE with a
-   clean working copy only runs ``check``.
+   there), ``hg update -C -r NODE``, then, when ``migrate`` is set and a
+   file under a ``migrations`` directory changed, reads the migration state
+   (with the new code, before migrating), then runs ``migrate``, ``reload``
+   and ``check``.  A host already at NODE with a clean working copy and a
+   journal record of that deploy only runs ``check``.
 4. Once every host has finished its steps: if the deploy failed anywhere
    and ``onfailure = rollback``, every host this deploy changed is rolled
    back (see below), so the environment never keeps mixed versions.  When
