@@ -28,33 +28,34 @@ def foreach(ui, hosts, work, concurrency, topic, cancel=None, grace=10):
     """
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(concurrency)
+    # Completion is tracked with events, not Thread.is_alive(): a join()
+    # interrupted by Ctrl-C can leave a running thread reported as dead.
+    done = [threading.Event() for _host in hosts]
 
     def run(index, host):
-        with slots:
-            work(index, host)
+        try:
+            with slots:
+                work(index, host)
+        finally:
+            done[index].set()
 
-    threads = [
-        threading.Thread(target=run, args=(i, h), daemon=True)
-        for i, h in enumerate(hosts)
-    ]
-    for t in threads:
-        t.start()
+    for i, h in enumerate(hosts):
+        threading.Thread(target=run, args=(i, h), daemon=True).start()
     with ui.makeprogress(topic, unit=_(b'hosts'), total=len(hosts)) as progress:
-        pending = list(enumerate(threads))
+        pending = list(range(len(hosts)))
         try:
             while pending:
-                index, thread = pending[0]
-                thread.join(0.05)
-                for item in list(pending):
-                    if not item[1].is_alive():
-                        pending.remove(item)
-                        progress.increment(item=hosts[item[0]].name)
+                done[pending[0]].wait(0.05)
+                for index in list(pending):
+                    if done[index].is_set():
+                        pending.remove(index)
+                        progress.increment(item=hosts[index].name)
         except KeyboardInterrupt:
             cancel.set()
             ui.warn(_(b'interrupted: no new step starts; running steps have '
                       b'%d seconds to finish (Ctrl-C again to leave now)\n')
                     % grace)
             deadline = time.monotonic() + grace
-            for t in threads:
-                t.join(max(0.0, deadline - time.monotonic()))
+            for event in done:
+                event.wait(max(0.0, deadline - time.monotonic()))
             raise

@@ -38,7 +38,7 @@ def test_ctrl_c_lets_running_steps_finish_then_unlocks(hgenv, central_repo,
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
 
-    assert proc.returncode != 0
+    assert proc.returncode != 0, out + err
     assert "interrupted: no new step starts; running steps have 60 seconds" in err
     assert "deploy of staging interrupted on 2 of 2 hosts" in err
     for t in targets:
