@@ -103,6 +103,13 @@ class Deploy(Run):
         results = [HostResult(h) for h in self.env.hosts]
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
+            # In this thread, once per revision the hosts are at: the
+            # repository is not for several threads at once.
+            self._touched = {
+                r.state.parent: migrations.touched(
+                    self.repo, self.env, r.state.parent, self.node)
+                for r in results if r.state is not None
+            }
             if not self.dryrun:
                 for batch in batches(results, self.env.serial):
                     self.foreach(batch, self._start, _(b'deploying'))
@@ -200,8 +207,7 @@ class Deploy(Run):
                 result.current = name
                 raise Interrupted()
             if name == b'migrate':
-                if migrations.touched(self.repo, self.env, state.parent,
-                                      self.node):
+                if self._touched[state.parent]:
                     # Read with the new code (it knows every app) before
                     # the migrations run: what a rollback returns to.
                     listing = session.migrations()

@@ -349,7 +349,3 @@ def connect(host, env, sshcontext):
         return LocalTransport()
     return sshcontext.connect(host, env)
 
-
-def needsssh(envs):
-    return any(not e.islocal for e in envs)
-
