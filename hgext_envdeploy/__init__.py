@@ -119,6 +119,13 @@ Settings of the whole run, in ``[envdeploy]``:
   host is unlocked.  A second Ctrl-C leaves at once (a step still running
   on a host unlocks that host when it ends).
 
+``cmdserver``
+  Whether a target's hg commands (reading its state, pull, update) run in
+  one Mercurial command server (``hg serve --cmdserver pipe``) instead of
+  one process each (default true): Python and Mercurial start once, not
+  three times.  Where the target's ``hg`` cannot serve, each command runs
+  as its own process anyway; ``false`` never tries.
+
 Merging into an environment
 ===========================
 
@@ -283,7 +290,8 @@ What a deploy does on each host
    file under a ``migrations`` directory changed, reads the migration state
    (with the new code, before migrating), then runs ``migrate``, ``reload``
    and ``check``.  A host already at NODE with a clean working copy and a
-   journal record of that deploy only runs ``check``.
+   journal record of that deploy only runs ``check``.  The hg commands
+   share one hg process (see ``cmdserver``).
 4. Once every host has finished its steps: if the deploy failed anywhere
    and ``onfailure = rollback``, every host this deploy changed is rolled
    back (see below), so the environment never keeps mixed versions.  When

@@ -60,6 +60,7 @@ GLOBAL_KEYS = {
     b'timeout': 600,
     b'connecttimeout': 15,
     b'grace': 10,  # seconds running steps get to finish after Ctrl-C
+    b'cmdserver': True,  # a target's hg commands in one process (cmdserver.py)
     b'autodeploy.sources': b'serve push',  # what the changegroup hook deploys
 }
 
@@ -411,7 +412,8 @@ def settings(ui):
             _source(ui, b'envdeploy', b'hostkeys'),
             _(b'use one of: %s') % b', '.join(HOSTKEY_POLICIES),
         )
-    out = {b'hostkeys': policy}
+    out = {b'hostkeys': policy,
+           b'cmdserver': ui.configbool(b'envdeploy', b'cmdserver')}
     for key in (b'knownhosts', b'sshconfig'):
         out[key] = _expandpath(ui.config(b'envdeploy', key))
     for key in (b'concurrency', b'locktimeout', b'timeout', b'connecttimeout',

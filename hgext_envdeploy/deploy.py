@@ -159,7 +159,9 @@ class Deploy(Run):
         result.dirty = result.state.dirty
         result.tonode = self.node
         if self.dryrun:
-            self._plan(result, self._stepscripts(session, result.state.present))
+            steps = self._stepscripts(session, result.state.present)
+            self._plan(result, [(n, s and session.display(s))
+                                for n, s in steps])
         else:
             result.outcome = b'prepared'
 
@@ -173,9 +175,9 @@ class Deploy(Run):
         """The steps as (name, script); None for a step not configured."""
         pull = None
         if not have:
-            pull = b'%s pull -r %s' % (session.hg, self.node)
+            pull = (b'pull', b'-r', self.node)
             if self.env.source:
-                pull += b' -- %s' % quote(self.env.source)
+                pull += (b'--', self.env.source)
         return [
             (b'pull', pull),
             (b'update', session.update(self.node)),

@@ -115,7 +115,7 @@ def _target(repo, env, rev=None):
 
 def _probe(session):
     """``repo``, ``missing``, ``empty`` (directory) or ``other`` at path."""
-    _status, out = session.shell.run(
+    _status, out = session.run(
         b'if [ -d %(p)s/.hg ]; then echo repo; '
         b'elif [ ! -e %(p)s ]; then echo missing; '
         b'elif [ -d %(p)s ] && [ -z "$(ls -A -- %(p)s)" ]; then echo empty; '
@@ -180,7 +180,7 @@ def envsetup(ui, repo, name, dryrun=False):
                     notes.append(_(b'required files are checked after the '
                                    b'clone'))
                 return
-            status, out = session.shell.run(
+            status, out = session.run(
                 b'%s -y clone -U -- %s %s'
                 % (hg, quote(source), quote(env.path)))
             if status:
@@ -194,7 +194,7 @@ def envsetup(ui, repo, name, dryrun=False):
             if ctx is None:
                 notes.append(_(b'working copy left empty: %s') % why)
             else:
-                status, out = session.shell.run(
+                status, out = session.run(
                     b'%s -y update -r %s' % (hg, ctx.hex()))
                 if status:
                     problems.append((
@@ -206,7 +206,7 @@ def envsetup(ui, repo, name, dryrun=False):
                                    % (ctx.hex()[:12], env.branch))
         elif where == b'repo':
             session.enter()
-            status, out = session.shell.run(_rootsscript(hg))
+            status, out = session.run(_rootsscript(hg))
             if status:
                 problems.append((b'hg', _(b'cannot run hg in %s: %s')
                                  % (env.path, lastline(out)),
@@ -238,7 +238,7 @@ def envsetup(ui, repo, name, dryrun=False):
 
         if not required:
             return
-        _status, out = session.shell.run(_missingscript(required))
+        _status, out = session.run(_missingscript(required))
         missing = prefixed(out).get(b'missing', [])
         for f in missing:
             if upload is not None and f == upload.dest:
@@ -246,7 +246,7 @@ def envsetup(ui, repo, name, dryrun=False):
                     changes.append(_(b'would upload %s as %s')
                                    % (upload.local, f))
                     continue
-                status, out = session.shell.run(upload.script())
+                status, out = session.run(upload.script())
                 if status:
                     problems.append((b'requiredfiles',
                                      _(b'cannot upload %s as %s: %s')
@@ -357,7 +357,7 @@ def preflight(ui, repo, name, rev=None, opts=None):
 
         add(b'connect', OK, _(b'local') if session.host.islocal
             else _(b'reachable, host key known'))
-        status, out = session.shell.run(b'%s version -q' % hg)
+        status, out = session.run(b'%s version -q' % hg)
         version = _VERSION.search(out)
         hgok = not status and version is not None
         if hgok:

@@ -60,7 +60,7 @@ def revert(run, result, node, state, record, check=True):
                 # so the host stays as it was before the rollback.
                 forward = session.command(b'migrate')
                 if forward:
-                    session.shell.run(forward, output=output)
+                    session.run(forward, output=output)
                 name = migrations.irreversible(exc.output)
                 if name:
                     exc.message = (_(b'migration %s cannot be reversed')

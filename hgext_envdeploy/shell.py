@@ -77,6 +77,67 @@ class Shell:
         finally:
             self.busy = False
 
+    # -- a program that speaks its own protocol on the session
+
+    def spawn(self, script):
+        """Start ``script`` reading the session's input.
+
+        The caller then talks to it with :meth:`write` and :meth:`read`,
+        and :meth:`reclaim` waits for it to end and gives its exit status.
+        Its error output is discarded: only its protocol reaches us.  The
+        shell reads its own input no further than its current line, and
+        nothing more is sent until the program answers, so the program
+        never reads what is meant for the shell.
+        """
+        if self.broken:
+            raise ShellError(self.broken)
+        self.transport.send(
+            b'{ %s\n} 2>/dev/null\n'
+            b'printf \'\\036envdeploy-%s:%%d\\n\' "$?"\n'
+            % (script, self._token)
+        )
+
+    def write(self, data):
+        self.transport.send(data)
+
+    def read(self, size):
+        """Exactly ``size`` bytes of the spawned program's output."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            while len(self._buffer) < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ShellError('no answer for %d seconds' % self.timeout)
+                data = self.transport.recv(remaining)
+                if data is None:
+                    continue
+                if not data:
+                    raise ShellError('connection closed')
+                self._buffer += data
+                deadline = time.monotonic() + self.timeout
+        except ShellError as exc:
+            self.broken = str(exc)
+            raise
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def unread(self, data):
+        """Put back what :meth:`read` returned (it was the shell's marker)."""
+        self._buffer = data + self._buffer
+
+    def reclaim(self):
+        """Wait for the spawned program's end: ``(status, its output)``."""
+        try:
+            return self._collect(None, self.timeout)
+        except ShellError as exc:
+            self.broken = str(exc)
+            raise
+
+    def isend(self, data):
+        """Whether ``data``, read where a reply was due, is the shell's
+        marker: the spawned program has ended."""
+        return data.startswith(self._marker[:len(data)])
+
     def _collect(self, output, timeout):
         captured = []
         deadline = time.monotonic() + timeout

@@ -126,7 +126,7 @@ def sections(session, parts):
             b"printf '\\036section %s\\n'\n{ %s\n} 2>&1\n"
             b"printf '\\036status %%d\\n' \"$?\"" % (name, snippet)
         )
-    _status, out = session.shell.run(b'\n'.join(script))
+    _status, out = session.run(b'\n'.join(script))
     found = {}
     name, lines = None, []
     for line in out.split(b'\n'):
@@ -291,7 +291,7 @@ def _readstatus(showmigrations):
         row['last'] = last[-1] if last else None
         row['record'] = None
         if node:
-            _status, out = session.shell.run(
+            _status, out = session.run(
                 b'grep -F -- %s %s 2>/dev/null | tail -n %d'
                 % (quote(node), journal.JOURNAL, _JOURNAL_MATCHES))
             records, _damaged = journal.parse(out)
@@ -574,7 +574,7 @@ def envlog(ui, repo, name, limit=None, hostname=None, opts=None):
 
     def work(session, row):
         enter(session)
-        _status, out = session.shell.run(journal.readscript())
+        _status, out = session.run(journal.readscript())
         row['records'], row['damaged'] = journal.parse(out)
 
     rows = onhosts(ui, [(env, h) for h in hosts], work, settings,

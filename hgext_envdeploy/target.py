@@ -19,7 +19,7 @@ import time
 from mercurial.i18n import _
 from mercurial import node as nodemod, pycompat
 
-from . import journal, lock, migrations
+from . import cmdserver, journal, lock, migrations
 from .shell import ShellError, quote
 
 
@@ -118,10 +118,27 @@ class HostSession:
         self.confirm = confirm
         self.hg = env.hg
         self.locked = False
+        self.hgserver = cmdserver.CommandServer(
+            shell, self.hg, settings.get(b'cmdserver', True))
+
+    def run(self, script, **opts):
+        """Run ``script`` in the session's shell (see Shell.run)."""
+        self.hgserver.stop()
+        return self.shell.run(script, **opts)
+
+    def hgcommand(self, args, output=None):
+        """Run ``hg ARGS`` in the target repository (see cmdserver)."""
+        return self.hgserver.run(args, output)
+
+    def display(self, script):
+        """A step as the shell command it amounts to (dry runs)."""
+        if isinstance(script, tuple):
+            return self.hgserver.commandline(script)
+        return script
 
     def enter(self):
         """cd into path in the session's main shell; stable hg output."""
-        status, out = self.shell.run(
+        status, out = self.run(
             b'cd -- %s && HGPLAIN=1 && export HGPLAIN' % cdpath(self.env.path),
             subshell=False,
         )
@@ -134,7 +151,7 @@ class HostSession:
     def lock(self, holder, breaklock=False):
         if breaklock:
             breaklock = self._confirmbreak()
-        status, out = self.shell.run(
+        status, out = self.run(
             lock.acquirescript(holder, self.settings[b'locktimeout'],
                                breaklock),
             subshell=False,
@@ -165,7 +182,7 @@ class HostSession:
 
     def _confirmbreak(self):
         """Whether to break the lock, asking about its holder first."""
-        status, out = self.shell.run(b'cat %s/info' % lock.LOCKDIR)
+        status, out = self.run(b'cat %s/info' % lock.LOCKDIR)
         if status:
             return False  # no lock to break
         info = lock.readinfo(out)
@@ -180,7 +197,7 @@ class HostSession:
         if not self.locked:
             return
         try:
-            self.shell.run(lock.RELEASE, subshell=False)
+            self.run(lock.RELEASE, subshell=False)
         except ShellError:
             pass  # the session is gone, and its lock with it
         self.locked = False
@@ -194,9 +211,9 @@ class HostSession:
         One hg process: ``wdir()`` gives the parent and the files that
         ``hg status -mard`` would list.
         """
-        status, out = self.shell.run(
-            b'%s log -r "present(%s)" -r "wdir()" -T %s' % (self.hg, node,
-                                                            quote(_STATE)))
+        status, out = self.hgcommand(
+            (b'log', b'-r', b'present(%s)' % node, b'-r', b'wdir()',
+             b'-T', _STATE))
         if status:
             raise StepFailed(
                 b'state', _(b'%s is not a Mercurial repository, or hg cannot '
@@ -219,7 +236,7 @@ class HostSession:
         command = migrations.statecommand(self.env)
         if not command:
             return None
-        status, out = self.shell.run(b'sh -c %s' % quote(command))
+        status, out = self.run(b'sh -c %s' % quote(command))
         if status:
             raise StepFailed(b'state', _(b'cannot read the migration state'),
                              out, _(b'check migrate.state in [environments]'))
@@ -227,7 +244,7 @@ class HostSession:
 
     def journal(self, tail=None):
         """This host's journal records (the last ``tail``), oldest first."""
-        status, out = self.shell.run(journal.readscript(tail))
+        status, out = self.run(journal.readscript(tail))
         records, damaged = journal.parse(out)
         if damaged:
             self.say(self.host, _(b'journal: skipped %d damaged lines')
@@ -237,7 +254,7 @@ class HostSession:
     def savepatch(self, name):
         """Save manual edits as ``name`` (under .hg/envdeploy/patches)."""
         path = b'%s/patches/%s.patch' % (journal.DIRECTORY, name)
-        status, out = self.shell.run(
+        status, out = self.run(
             b'mkdir -p %s/patches && %s diff --git > %s'
             % (journal.DIRECTORY, self.hg, path)
         )
@@ -251,7 +268,10 @@ class HostSession:
         self.say(self.host, b'%s ...' % name, 'note')
         result.current = name
         start = time.time()
-        status, out = self.shell.run(script, output=output)
+        if isinstance(script, tuple):
+            status, out = self.hgcommand(script, output)
+        else:
+            status, out = self.run(script, output=output)
         duration = time.time() - start
         entry = {'name': name.decode('ascii'), 'status': status,
                  'duration': round(duration, 3)}
@@ -263,7 +283,8 @@ class HostSession:
         return out
 
     def update(self, node):
-        return b'%s update -C -r %s' % (self.hg, node or b'null')
+        """The update step: hg arguments, as every hg step is."""
+        return (b'update', b'-C', b'-r', node or b'null')
 
     def command(self, name):
         """An administrator's command (migrate, reload, check), or None."""
@@ -274,7 +295,7 @@ class HostSession:
     def append(self, record):
         """Append ``record`` to the journal; StepFailed when it cannot."""
         record = {k: _jsonable(v) for k, v in record.items()}
-        status, out = self.shell.run(journal.appendscript(record))
+        status, out = self.run(journal.appendscript(record))
         if status:
             raise StepFailed(b'journal', _(b'could not write the journal: %s')
                              % out.strip())

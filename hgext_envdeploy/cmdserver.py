@@ -1,0 +1,161 @@
+# cmdserver.py - hg commands on a target through one Mercurial command server
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""Run the target's hg commands in one process.
+
+Reading the state, pulling and updating are three hg commands; as three
+processes, each pays Python's start and Mercurial's imports (about 0.2 s
+apiece on a small server), more than the work itself.  Mercurial's own
+command server (``hg serve --cmdserver pipe``, the protocol of chg and
+python-hglib, see ``hg help internals.cmdserver``) runs them in one: it
+starts in the host's shell, on the session's own input and output, answers
+commands until it reads an empty line, then the shell takes over again.
+
+Where it cannot start (an ``hg`` wrapper that is not Mercurial, a server
+that says something else), or with ``[envdeploy] cmdserver = false``,
+every command runs as its own process instead, with the same output and
+exit status.
+"""
+
+import struct
+
+from mercurial.i18n import _
+
+from .shell import ShellError, quote
+
+# Frames: a channel letter, a big-endian length, then the data; the
+# result channel's data is the exit status.
+_INT = struct.Struct('>i')
+# Beyond this a length is noise, not a frame.
+_MAXFRAME = 1 << 26
+
+
+class CommandServer:
+    """``hg`` (a shell snippet) commands on ``shell``, in one process.
+
+    :meth:`run` starts the server on first use; :meth:`stop` ends it before
+    the shell runs anything else.
+    """
+
+    def __init__(self, shell, hg, enabled=True):
+        self.shell = shell
+        self.hg = hg
+        self.usable = enabled
+        self.running = False
+
+    def commandline(self, args):
+        """``args`` as a shell command line (run, or shown on a dry run)."""
+        return b' '.join([self.hg] + [quote(a) for a in args])
+
+    def run(self, args, output=None):
+        """Run ``hg ARGS``; ``(exit status, output)`` as a process would."""
+        if not self.running and self.usable:
+            self._start()
+        if not self.running:
+            return self.shell.run(self.commandline(args), output=output)
+        data = b'\0'.join(args)
+        lines = _Lines(output)
+        self.shell.busy = True
+        try:
+            self.shell.write(b'runcommand\n' + struct.pack('>I', len(data))
+                             + data)
+            while True:
+                frame = self._frame()
+                if frame is None:
+                    lines.add(_(b'hg command server ended unexpectedly\n'))
+                    return 255, lines.close()
+                channel, data = frame
+                if channel in b'oe':
+                    lines.add(data)
+                elif channel == b'r':
+                    return _INT.unpack(data)[0], lines.close()
+                elif channel in b'IL':
+                    self.shell.write(struct.pack('>I', 0))  # no input: EOF
+                elif channel.isupper():
+                    # A required channel we do not know: the protocol is
+                    # lost, and with it the session.
+                    raise self._lost('unknown channel %r' % channel)
+        finally:
+            self.shell.busy = False
+
+    def stop(self):
+        """End the server (an empty line); the shell is ours again."""
+        if not self.running:
+            return
+        self.running = False
+        if self.shell.broken:
+            return  # the session is lost: the server ends with it
+        self.shell.write(b'\n')
+        self.shell.reclaim()
+
+    def _start(self):
+        self.shell.spawn(b'%s serve --cmdserver pipe' % self.hg)
+        header = self.shell.read(1)
+        if self.shell.isend(header):
+            # It did not start (no such command, no repository ...): each
+            # command runs as a process, which shows why if it fails too.
+            self.shell.unread(header)
+            self.shell.reclaim()
+            self.usable = False
+            return
+        if header == b'o':
+            channel, hello = self._rest(header)
+            fields = dict(line.split(b': ', 1)
+                          for line in hello.splitlines() if b': ' in line)
+            if b'runcommand' in fields.get(b'capabilities', b'').split():
+                self.running = True
+                return
+        # Something else answered: let it end, then run processes.
+        self.shell.write(b'\n')
+        self.shell.reclaim()
+        self.usable = False
+
+    def _frame(self):
+        """The next ``(channel, data)``; None when the server has ended."""
+        header = self.shell.read(1)
+        if self.shell.isend(header):
+            self.shell.unread(header)
+            self.shell.reclaim()
+            self.running = False
+            return None
+        return self._rest(header)
+
+    def _rest(self, channel):
+        (length,) = struct.unpack('>I', self.shell.read(4))
+        if channel in b'IL':
+            return channel, length  # how much input it wants
+        if length > _MAXFRAME:
+            raise self._lost('a frame of %d bytes' % length)
+        return channel, self.shell.read(length)
+
+    def _lost(self, why):
+        self.shell.broken = 'hg command server: %s' % why
+        self.running = False
+        return ShellError(self.shell.broken)
+
+
+class _Lines:
+    """Output as it comes, handed to ``output`` a complete line at a time."""
+
+    def __init__(self, output):
+        self.output = output
+        self.captured = []
+        self.partial = b''
+
+    def add(self, data):
+        self.captured.append(data)
+        if self.output is None:
+            return
+        lines = (self.partial + data).split(b'\n')
+        self.partial = lines.pop()
+        for line in lines:
+            self.output(line)
+
+    def close(self):
+        if self.output is not None and self.partial:
+            self.output(self.partial)
+        return b''.join(self.captured)
