@@ -59,25 +59,42 @@ FLEET_RELOAD = "sleep 1"
 LATENCY = 0.050  # seconds added per direction, like `netem delay 50ms` on lo
 
 
-def ensure_fabric():
-    """Import fabric, installing Fabric 3 into this venv when missing.
+# Fabric gets a venv of its own: installed beside hgext_envdeploy, its
+# dependency invoke would be imported by paramiko.config on every deploy
+# (40 ms here), a cost no user without Fabric pays.
+FABRIC_VENV = os.path.join(PROJECT, ".venv-fabric")
+FABRIC_PYTHON = os.path.join(FABRIC_VENV, "bin", "python")
 
-    A benchmark-only dependency: not in pyproject.toml."""
-    try:
-        import fabric
-        return fabric.__version__
-    except ImportError:
-        pass
-    print("bench: installing fabric>=3,<4 into the venv (benchmarks only)", flush=True)
-    r = subprocess.run([PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "fabric>=3,<4"], capture_output=True, text=True)
-    if r.returncode != 0:
-        print(f"bench: cannot install fabric, its rows are skipped:\n{r.stderr}", flush=True)
-        return None
-    import importlib
-    importlib.invalidate_caches()
-    import fabric
-    return fabric.__version__
+
+def _fabric_version():
+    r = subprocess.run([FABRIC_PYTHON, "-c", "import fabric; print(fabric.__version__)"],
+                       capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def ensure_fabric():
+    """Fabric 3's version, installing it into .venv-fabric when missing.
+
+    A benchmark-only dependency: not in pyproject.toml, nor in .venv."""
+    version = os.path.exists(FABRIC_PYTHON) and _fabric_version()
+    if version:
+        return version
+    print(f"bench: installing fabric>=3,<4 into {FABRIC_VENV} (benchmarks only)", flush=True)
+    for cmd in ([sys.executable, "-m", "venv", FABRIC_VENV],
+                [FABRIC_PYTHON, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                 "fabric>=3,<4"]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"bench: cannot install fabric, its rows are skipped:\n{r.stderr}",
+                  flush=True)
+            return None
+    return _fabric_version()
+
+
+def invoke_in_venv():
+    """Whether paramiko will import invoke here (Fabric's dependency)."""
+    r = subprocess.run([PYTHON, "-c", "import invoke"], capture_output=True)
+    return r.returncode == 0
 
 
 class Proc:
@@ -485,7 +502,7 @@ def item3(bench):
 
     def fab(kind, node):
         return bench.measure(hosts, lambda: timed(
-            [PYTHON, os.path.join(HERE, "fabdeploy.py"), kind, bench.key, bench.known_hosts,
+            [FABRIC_PYTHON, os.path.join(HERE, "fabdeploy.py"), kind, bench.key, bench.known_hosts,
              path] + bench.steps(node, FLEET_RELOAD) + ["--"] + [h.spec for h in hosts],
             bench.env))
 
@@ -790,6 +807,10 @@ def main():
     work = tempfile.mkdtemp(prefix="envdeploy-bench-")
     hosts = sshdhosts.launch(work, 32, "web")
     bench = Bench(work, hosts, reps, fabric_version)
+    if invoke_in_venv():
+        bench.notes.append(
+            "invoke (Fabric's dependency) is installed in the venv of envdeploy: paramiko "
+            "imports it, which slows every deploy; the rows above include that cost.")
     try:
         bench.setup()
         print("| # | comparison | envdeploy (s) | baseline (s) | ratio | range | n | target |",
