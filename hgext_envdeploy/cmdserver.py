@@ -46,6 +46,7 @@ class CommandServer:
         self.hg = hg
         self.usable = enabled
         self.running = False
+        self.starting = False
 
     def commandline(self, args):
         """``args`` as a shell command line (run, or shown on a dry run)."""
@@ -54,7 +55,8 @@ class CommandServer:
     def run(self, args, output=None):
         """Run ``hg ARGS``; ``(exit status, output)`` as a process would."""
         if not self.running and self.usable:
-            self._start()
+            self.begin()
+            self.greet()
         if not self.running:
             return self.shell.run(self.commandline(args), output=output)
         data = b'\0'.join(args)
@@ -84,6 +86,7 @@ class CommandServer:
 
     def stop(self):
         """End the server (an empty line); the shell is ours again."""
+        self.greet()
         if not self.running:
             return
         self.running = False
@@ -92,8 +95,18 @@ class CommandServer:
         self.shell.write(b'\n')
         self.shell.reclaim()
 
-    def _start(self):
-        self.shell.spawn(b'%s serve --cmdserver pipe' % self.hg)
+    def begin(self):
+        """Start the server without waiting (see :meth:`greet`): sent after
+        other scripts, it costs no round trip of its own."""
+        if self.usable and not self.running:
+            self.shell.spawn(b'%s serve --cmdserver pipe' % self.hg)
+            self.starting = True
+
+    def greet(self):
+        """Read the greeting of the server :meth:`begin` started."""
+        if not self.starting:
+            return
+        self.starting = False
         header = self.shell.read(1)
         if self.shell.isend(header):
             # It did not start (no such command, no repository ...): each

@@ -79,6 +79,8 @@ class Deploy(Run):
     """Deploy ``ctx`` to every host of ``env``."""
 
     kind = b'deploy'
+    journaltail = 5  # enough to find the last deploy, as a rule
+    hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
                  breaklock=False):
@@ -236,10 +238,11 @@ class Deploy(Run):
         A clone updated by hand (or by envsetup) is at the changeset but
         never migrated: it gets the full deploy.
         """
-        for record in reversed(session.journal(tail=200)):
-            if record.get('outcome') in ('ok', 'unchanged'):
-                return record.get('to') == self.node.decode('ascii')
-        return False
+        records = session.tail or []
+        if len(records) >= session.tailsize and not _lastdeploy(records):
+            records = session.journal(tail=200)  # a run of failures
+        last = _lastdeploy(records)
+        return last is not None and last.get('to') == self.node.decode('ascii')
 
     def _plan(self, result, steps):
         host = result.host
@@ -302,6 +305,14 @@ class Deploy(Run):
             result.message += _(b'; ROLLBACK FAILED: %s') % msg
             self.say(host, _(b'rollback FAILED: %s') % msg, 'warn',
                      b'envdeploy.failed')
+
+
+def _lastdeploy(records):
+    """The newest record that left its host deployed, or None."""
+    for record in reversed(records):
+        if record.get('outcome') in ('ok', 'unchanged'):
+            return record
+    return None
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,

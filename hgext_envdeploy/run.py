@@ -37,6 +37,10 @@ class Run:
     """What a deploy and a rollback share: hosts, sessions, output, journal."""
 
     kind = None
+    # Read with the lock, in its round trip: the last journal records, and
+    # whether to start the target's hg command server (see target.lock).
+    journaltail = 0
+    hgserver = False
 
     def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
         self.ui = ui
@@ -107,7 +111,8 @@ class Run:
         session.enter()
         if not self.dryrun:
             session.lock(target.holder(self.user, self.client, self.kind,
-                                       self.env.name), self.breaklock)
+                                       self.env.name), self.breaklock,
+                         self.journaltail, self.hgserver)
         return session
 
     def guarded(self, result, work):
@@ -153,7 +158,7 @@ class Run:
             return
         try:
             if session.locked and record is not None:
-                session.append(record)
+                session.append(record, unlock=True)
         except (StepFailed, ShellError) as exc:
             self.say(result.host, _(b'could not write the journal: %s')
                      % pycompat.bytestr(str(exc)), 'warn', b'envdeploy.failed')

@@ -56,6 +56,12 @@ class Shell:
         scripts; the lock and the working directory use ``subshell=False``.
         ``output(line)`` receives each complete line as it arrives.
         """
+        self.send(script, subshell)
+        return self.result(output, timeout)
+
+    def send(self, script, subshell=True):
+        """Queue ``script`` without waiting: several sent in a row cost one
+        round trip; :meth:`result` then collects each, in order."""
         if self.broken:
             # After a timeout the shell may still be running the last step:
             # its output would answer the next question.  Never reuse it.
@@ -68,6 +74,9 @@ class Shell:
             b'printf \'\\036envdeploy-%s:%%d\\n\' "$?"\n'
             % (opener, script, closer, self._token)
         )
+
+    def result(self, output=None, timeout=None):
+        """``(status, output)`` of the oldest script sent and not collected."""
         self.busy = True
         try:
             return self._collect(output, timeout or self.timeout)

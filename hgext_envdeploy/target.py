@@ -118,6 +118,8 @@ class HostSession:
         self.confirm = confirm
         self.hg = env.hg
         self.locked = False
+        self.tail = None  # journal records read with the lock
+        self.tailsize = 0
         self.hgserver = cmdserver.CommandServer(
             shell, self.hg, settings.get(b'cmdserver', True))
 
@@ -148,15 +150,27 @@ class HostSession:
                 out, _(b'clone the repository there first'),
             )
 
-    def lock(self, holder, breaklock=False):
+    def lock(self, holder, breaklock=False, journaltail=0, hgserver=False):
+        """Take the deploy lock; StepFailed naming the holder if it cannot.
+
+        In the same round trip, when asked: read the last ``journaltail``
+        journal records (:attr:`tail`) and start the hg command server.
+        """
         if breaklock:
             breaklock = self._confirmbreak()
-        status, out = self.run(
-            lock.acquirescript(holder, self.settings[b'locktimeout'],
-                               breaklock),
-            subshell=False,
-            timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'],
-        )
+        self.hgserver.stop()
+        self.shell.send(lock.acquirescript(holder, self.settings[b'locktimeout'],
+                                           breaklock), subshell=False)
+        if journaltail:
+            self.shell.send(journal.readscript(journaltail))
+        if hgserver:
+            self.hgserver.begin()
+        status, out = self.shell.result(
+            timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
+        if journaltail:
+            self.tail = self._records(self.shell.result()[1])
+            self.tailsize = journaltail
+        self.hgserver.greet()
         held = None
         for event, info in lock.parseinfo(out):
             if event == 'waiting':
@@ -245,6 +259,9 @@ class HostSession:
     def journal(self, tail=None):
         """This host's journal records (the last ``tail``), oldest first."""
         status, out = self.run(journal.readscript(tail))
+        return self._records(out)
+
+    def _records(self, out):
         records, damaged = journal.parse(out)
         if damaged:
             self.say(self.host, _(b'journal: skipped %d damaged lines')
@@ -292,10 +309,22 @@ class HostSession:
         # Run as written, in its own sh: a typo cannot unbalance the session.
         return b'sh -c %s' % quote(command) if command else None
 
-    def append(self, record):
-        """Append ``record`` to the journal; StepFailed when it cannot."""
+    def append(self, record, unlock=False):
+        """Append ``record`` to the journal; StepFailed when it cannot.
+
+        With ``unlock``, release the lock in the same round trip (even when
+        the journal cannot be written).
+        """
         record = {k: _jsonable(v) for k, v in record.items()}
-        status, out = self.run(journal.appendscript(record))
+        self.hgserver.stop()
+        self.shell.send(journal.appendscript(record))
+        if unlock and self.locked:
+            self.shell.send(lock.RELEASE, subshell=False)
+            status, out = self.shell.result()
+            self.locked = False
+            self.shell.result()
+        else:
+            status, out = self.shell.result()
         if status:
             raise StepFailed(b'journal', _(b'could not write the journal: %s')
                              % out.strip())

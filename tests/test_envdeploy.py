@@ -1,4 +1,5 @@
 """hg envdeploy against real repositories, real sshd and real Django migrations."""
+import json
 import os
 import signal
 import subprocess
@@ -56,6 +57,25 @@ def test_second_deploy_converges_and_only_checks(hgenv, central_repo, tmp_path):
     assert "reloading" not in r.out
     assert [rec["outcome"] for rec in journal(target)] == ["ok", "unchanged"]
     assert [s["name"] for s in journal(target)[1]["steps"]] == ["check"]
+
+
+def test_converges_after_a_run_of_failed_records(hgenv, central_repo, tmp_path):
+    # The lock's round trip reads only the last 5 records: behind them, the
+    # deploy that put the changeset there is still found.
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, reload="echo reloading", check="echo checking"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    [ok] = journal(target)
+    failed = dict(ok, outcome="failed", failed="lock", to="0" * 40, steps=[])
+    with open(os.path.join(target, ".hg", "envdeploy", "journal.jsonl"), "a") as fp:
+        fp.write((json.dumps(failed) + "\n") * 6)
+
+    r = hgenv.hg("envdeploy", "staging", "-v", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "already at" in r.out and "reloading" not in r.out
+    assert journal(target)[-1]["outcome"] == "unchanged"
 
 
 def test_new_migration_is_applied(hgenv, central_repo, tmp_path):
