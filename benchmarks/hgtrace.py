@@ -5,7 +5,7 @@
 Instruments (by wrapping, without changing them) the session operations of
 hgext_envdeploy once the deploy logic is loaded: the SSH context (paramiko
 import, known_hosts), connect, and each HostSession operation (enter, lock,
-state, journal read, migration state, each step, journal write, unlock,
+state, journal read, migration state, each step, journal write and unlock,
 close).  Writes a JSON list of events ``{"what", "host", "start", "end"}``
 (seconds since this script started) plus ``"command"`` (when the command
 function started and ended) and ``"exit"``.  Used only to explain where the
@@ -93,13 +93,16 @@ def _instrument(package):
     transport.SSHContext.connect = connect
     S = target.HostSession
     _wrap(S, "enter", "cd path")
-    _wrap(S, "lock")
-    _wrap(S, "state", "state (hg log + hg status)")
+    # The lock's round trip also reads the journal's tail and starts the
+    # hg command server; the first shell step after the server's commands
+    # includes stopping it (about 0.04 s: the server's interpreter exit).
+    _wrap(S, "lock", "lock + journal tail + hg command server start")
+    _wrap(S, "state", "state (hg log, in the command server)")
     _wrap(S, "journal", "journal read")
-    _wrap(S, "migrations", "migration state (showmigrations)")
+    _wrap(S, "migrations", "migration state (server stop + showmigrations)")
     _wrap(S, "savepatch", "save manual edits")
     _wrap(S, "step", label=lambda args: "step " + args[1].decode())
-    _wrap(S, "append", "journal write")
+    _wrap(S, "append", "journal write + unlock")
     _wrap(S, "release", "unlock")
     _wrap(S, "close", "close session")
 
