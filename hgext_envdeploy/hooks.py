@@ -22,7 +22,9 @@ own record.  One line per environment and push::
   TIME ENV OUTCOME NODE MESSAGE
 
 ``OUTCOME`` is ``deployed``, ``failed``, ``skipped`` or ``background``
-(started, the detached process adds its own line when it ends).
+(started, the detached process adds its own line when it ends).  The
+output of background deploys goes to ``.hg/envdeploy/autodeploy/``, where
+the newest 50 are kept.
 """
 
 import os
@@ -43,6 +45,7 @@ from . import config, deploy, protect as protectmod, target, transport
 
 LOG = b'envdeploy/autodeploy.log'  # under .hg/
 RUNLOGS = b'envdeploy/autodeploy'  # output of background deploys
+KEEPRUNLOGS = 50  # the newest are kept; autodeploy.log keeps every line
 
 WAIT = b'wait'
 BACKGROUND = b'background'
@@ -299,6 +302,7 @@ def _background(ui, repo, name, node):
                b'debugenvautodeploy', b'--', name, node]
     try:
         repo.vfs.makedirs(RUNLOGS)
+        _prunerunlogs(repo)
         with repo.vfs(runlog, b'ab') as out:
             # Hook variables (HG_NODE, ...) would change what the nested
             # hg commands do.
@@ -313,6 +317,14 @@ def _background(ui, repo, name, node):
               % (name, node[:12], path))
     _log(ui, repo, name, BACKGROUND, node, b'log %s' % path)
     return False
+
+
+def _prunerunlogs(repo, keep=KEEPRUNLOGS):
+    """Remove all but the newest ``keep - 1`` run logs (one is coming)."""
+    logs = [(repo.vfs.lstat(b'%s/%s' % (RUNLOGS, f)).st_mtime, f)
+            for f in repo.vfs.listdir(RUNLOGS) if f.endswith(b'.log')]
+    for _mtime, f in sorted(logs)[: max(0, len(logs) - keep + 1)]:
+        repo.vfs.tryunlink(b'%s/%s' % (RUNLOGS, f))
 
 
 def _log(ui, repo, name, outcome, node, message=b''):

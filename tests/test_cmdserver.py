@@ -1,6 +1,7 @@
 """The target's hg commands run in one command server, or one process each."""
 import os
 import stat
+import time
 
 import pytest
 
@@ -103,3 +104,19 @@ def test_hg_killed_mid_update_fails_the_step_and_frees_the_host(
     assert record["outcome"] == "failed" and record["failed"] == "update"
     assert parent(hgenv, target) == before  # killed before it changed a file
     assert not os.path.exists(os.path.join(target, ".hg", "envdeploy", "lock"))
+
+
+def test_hg_silent_in_the_server_times_out(hgenv, central_repo, tmp_path):
+    target, log, node = _deploy_with_migration(
+        hgenv, central_repo, tmp_path, "[envdeploy]\ntimeout = 2\n")
+    hgenv.write_hgrc(central_repo, "[environments]\nstaging.onfailure = stop\n")
+    with open(os.path.join(target, ".hg", "hgrc"), "a") as fp:
+        fp.write("[hooks]\npreupdate.slow = sleep 8\n")
+
+    started = time.monotonic()
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    elapsed = time.monotonic() - started
+
+    assert r.rc != 0
+    assert "local: FAILED at update: lost the connection: no answer for 2 seconds" in r.out
+    assert elapsed < 8  # did not wait for the silent server

@@ -354,3 +354,28 @@ def test_postpush_deploys_what_the_push_sent(hgenv, local_central):
     # Nothing to push: nothing deployed, and push's own exit status stands.
     r = hgenv.hg("push", cwd=work)
     assert r.rc == 1 and "autodeploy" not in r.text
+
+
+def test_background_keeps_the_newest_fifty_run_logs(hgenv, local_central):
+    central, site, live, work = local_central
+    hgenv.write_hgrc(central, HOOK + environment(
+        "staging", path=site, autodeploy="background"))
+    runlogs = os.path.join(central, ".hg", "envdeploy", "autodeploy")
+    os.makedirs(runlogs)
+    for i in range(60):
+        old = os.path.join(runlogs, f"staging-old-{i:02d}.log")
+        write(old)
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    node = commit(hgenv, work, "staging", "feature")
+
+    r = hgenv.hg("push", central, cwd=work, check=True)
+
+    m = re.search(r"in the background, log: (\S+)", r.text)
+    assert m, r.text
+    kept = sorted(os.listdir(runlogs))
+    assert len(kept) == 50
+    assert os.path.basename(m.group(1)) in kept
+    # The oldest went first.
+    assert "staging-old-10.log" not in kept and "staging-old-11.log" in kept
+    wait_for(lambda: ("staging", "deployed", node, "") in central_log(central),
+             what="the background deploy to end")
