@@ -163,7 +163,8 @@ environment as soon as changesets land on its branch::
   ``remote:`` lines over SSH and HTTP), ending with one line per
   environment: deployed, skipped, or FAILED and why.  ``background``: the
   push starts the deploy detached and returns at once, naming the deploy's
-  log file (under ``.hg/envdeploy/autodeploy/``).
+  log file (under ``.hg/envdeploy/autodeploy/``, which keeps the newest
+  50).
 
 ``autodeploy.sources``
   In ``[envdeploy]``: where changesets must come from to deploy (default
@@ -171,7 +172,10 @@ environment as soon as changesets land on its branch::
   an unbundle into the central repository does not deploy.
 
 The deploy is the one ``hg envdeploy ENV -r NODE`` does (locks, journal,
-host key checks alike), run by the user the push runs as on the server.
+host key checks alike), run by the user the push runs as on the server;
+its journal records also say which push started it (``trigger``: the
+hook, where the push came from, and the pusher as the ``acl`` extension
+finds it).
 A failed deploy never undoes the push, and Mercurial only warns about a
 failing changegroup hook (``hg push`` still exits 0): every outcome is
 also appended to ``.hg/envdeploy/autodeploy.log`` in the central

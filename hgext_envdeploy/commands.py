@@ -301,8 +301,13 @@ def envcheck(ui, repo, env, **opts):
                                         opts=pycompat.byteskwargs(opts))
 
 
-@command(b'debugenvautodeploy', [], _(b'ENV NODE'))
-def debugenvautodeploy(ui, repo, env, node):
+@command(
+    b'debugenvautodeploy',
+    [(b'', key, b'', _(b"the push's %s, for the journal") % key)
+     for key in (b'hook', b'source', b'url', b'pusher')],
+    _(b'[--hook H --source S --url U --pusher P] ENV NODE'),
+)
+def debugenvautodeploy(ui, repo, env, node, **opts):
     """deploy NODE to ENV as a push's autodeploy does (internal)
 
     What ``autodeploy = background`` runs detached after a push: wait for
@@ -312,4 +317,6 @@ def debugenvautodeploy(ui, repo, env, node):
 
     Exits 0 when deployed or skipped, 1 when the deploy failed.
     """
-    return int(logic('hooks').autodeploy(ui, repo, env, node))
+    trigger = {pycompat.sysbytes(k): v for k, v in opts.items() if v}
+    return int(logic('hooks').autodeploy(ui, repo, env, node,
+                                         trigger or None))

@@ -83,9 +83,10 @@ class Deploy(Run):
     hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
-                 breaklock=False):
+                 breaklock=False, trigger=None):
         super().__init__(ui, env, settings, dryrun, breaklock)
         self.repo = repo
+        self.trigger = trigger
         self.node = ctx.hex()
         self._failures = 0
         self._countlock = threading.Lock()
@@ -171,6 +172,8 @@ class Deploy(Run):
         """The journal record, or None when there is nothing to say."""
         if self.dryrun or result.outcome in (b'untouched', b'prepared'):
             return None
+        if self.trigger:
+            return self.record(result, trigger=self.trigger)
         return self.record(result)
 
     def _stepscripts(self, session, have):
@@ -316,11 +319,12 @@ def _lastdeploy(records):
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None):
+              opts=None, trigger=None):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
     hooks, so that all of them lock, journal and report the same way.
+    ``trigger`` (the hooks) goes into the journal records as it is.
     Raises error.Abort naming the failed hosts when any host failed.
     """
     env = config.load(ui, name)
@@ -332,7 +336,7 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
            ctx, env.branch, env.name, env.describe())
     )
     run = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
-                 breaklock=breaklock)
+                 breaklock=breaklock, trigger=trigger)
     return report(ui, env, run.run(), opts or {}, b'deploy')
 
 

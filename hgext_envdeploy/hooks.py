@@ -38,6 +38,7 @@ from mercurial import (
     node as nodemod,
     pycompat,
     revsetlang,
+    util,
 )
 from mercurial.utils import procutil, stringutil, urlutil
 
@@ -111,7 +112,20 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
             return nodemod.hex(heads[0])
         return None
 
-    return _deployall(ui, repo, newhead)
+    trigger = {b'hook': hooktype, b'source': source or b'',
+               b'url': urlutil.hidepassword(url or b''),
+               b'pusher': _pusher(source, url)}
+    return _deployall(ui, repo, newhead, trigger)
+
+
+def _pusher(source, url):
+    """Who pushed, found as the acl extension finds it."""
+    if source == b'serve' and url:
+        parts = url.split(b':')
+        if (len(parts) > 3 and parts[0] == b'remote'
+                and parts[1].startswith(b'http')):
+            return util.urlreq.unquote(parts[3])  # the authenticated HTTP user
+    return procutil.getuser()  # the account that received the push
 
 
 def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
@@ -145,7 +159,12 @@ def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
             return None
         return head
 
-    return _deployall(ui, repo, newhead)
+    where = urlutil.get_push_paths(repo, ui, pats or [])
+    trigger = {b'hook': hooktype, b'source': b'push',
+               b'url': b' '.join(urlutil.hidepassword(p.loc) for p in where),
+               b'pusher': ui.config(b'ui', b'username')
+               or procutil.getuser()}
+    return _deployall(ui, repo, newhead, trigger)
 
 
 def protect(ui, repo, hooktype, **kwargs):
@@ -183,9 +202,10 @@ def _enabled(ui, repo):
     return False
 
 
-def _deployall(ui, repo, headof):
+def _deployall(ui, repo, headof, trigger):
     """Deploy each autodeploy environment that ``headof(env)`` names a
-    node for (hex, or None); True if any failed.
+    node for (hex, or None); True if any failed.  ``trigger`` says which
+    push, for the journal.
 
     A broken configuration fails its own environment, not the others.
     """
@@ -203,11 +223,11 @@ def _deployall(ui, repo, headof):
         head = headof(env)
         if head is not None:
             run = _background if how == BACKGROUND else autodeploy
-            failed |= run(ui, repo, name, head)
+            failed |= run(ui, repo, name, head, trigger)
     return failed
 
 
-def autodeploy(ui, repo, name, node):
+def autodeploy(ui, repo, name, node, trigger=None):
     """Deploy ``node`` to environment ``name`` for a push; True if failed.
 
     Deploys of one environment take their turn behind a lock in this
@@ -229,7 +249,7 @@ def autodeploy(ui, repo, name, node):
                           % (name, node[:12], message))
                 _log(ui, repo, name, b'skipped', node, message)
                 return False
-            deploy.deployenv(ui, repo, name, rev=node)
+            deploy.deployenv(ui, repo, name, rev=node, trigger=trigger)
     except error.LockHeld as exc:
         _failed(ui, repo, name, node, error.Abort(
             _(b'an earlier autodeploy of %s still runs (lock held by %s)')
@@ -288,7 +308,7 @@ def _failed(ui, repo, name, node, exc):
                   b'is recorded in %s)\n') % (name, logged))
 
 
-def _background(ui, repo, name, node):
+def _background(ui, repo, name, node, trigger):
     """Start ``hg debugenvautodeploy ENV NODE`` detached; True if it failed.
 
     Its output goes to a log file of its own under ``.hg/envdeploy/``; the
@@ -299,7 +319,10 @@ def _background(ui, repo, name, node):
                                    os.getpid())
     path = repo.vfs.join(runlog)
     command = [procutil.hgexecutable(), b'-R', repo.root,
-               b'debugenvautodeploy', b'--', name, node]
+               b'debugenvautodeploy']
+    for key, value in sorted(trigger.items()):
+        command += [b'--%s' % key, value]
+    command += [b'--', name, node]
     try:
         repo.vfs.makedirs(RUNLOGS)
         _prunerunlogs(repo)

@@ -31,6 +31,12 @@ never rewritten.  Format version 1; every record has at least:
 ``outcome``   ``ok``, ``unchanged`` (already there), or ``failed``
 ``failed``    name of the failing step, when ``outcome`` is ``failed``
 ``message``   a one-line explanation, when there is one
+``trigger``   on a deploy started by a push (the hooks): ``hook``
+              (``changegroup`` or ``post-push``), ``source`` and ``url`` as
+              Mercurial gives them to the hook (``remote:ssh:ADDRESS`` ...),
+              and ``pusher``: the user the push came from, as the ``acl``
+              extension finds it (the authenticated HTTP user, else the
+              account that received the push)
 
 Readers skip a damaged line (a full disk can tear the last one) and report
 how many they skipped; writers first end a torn last line with a newline.

@@ -86,6 +86,9 @@ def test_push_over_ssh_deploys_while_the_push_waits(hgenv, ssh_central):
     [record] = journal(c.site)
     assert record["outcome"] == "ok" and record["to"] == node
     assert [s["name"] for s in record["steps"]] == ["pull", "update", "reload"]
+    # Which push it was: over ssh, from this address, received by root.
+    assert record["trigger"] == {"hook": "changegroup", "source": "serve",
+                                 "url": "remote:ssh:127.0.0.1", "pusher": "root"}
     assert central_log(c.local) == [("staging", "deployed", node, "")]
 
 
@@ -142,6 +145,8 @@ def test_background_push_returns_before_the_deploy_ends(hgenv, ssh_central):
              what="the background deploy to end")
     assert parent(hgenv, c.site) == node
     assert journal(c.site)[-1]["outcome"] == "ok"
+    # The detached deploy still knows which push started it.
+    assert journal(c.site)[-1]["trigger"]["url"] == "remote:ssh:127.0.0.1"
     assert f"autodeploy: staging: deployed {node[:12]}" in open(runlog).read()
 
 
@@ -343,6 +348,9 @@ def test_postpush_deploys_what_the_push_sent(hgenv, local_central):
     assert r.rc == 0, r.text
     assert f"autodeploy: staging: deployed {node[:12]}" in r.out
     assert parent(hgenv, site) == node
+    assert journal(site)[0]["trigger"] == {
+        "hook": "post-push", "source": "push", "url": str(central),
+        "pusher": "Test User <test@example.com>"}
     assert journal(live) == []  # live has no autodeploy
 
     # A later push that does not move staging leaves it alone.
@@ -379,3 +387,14 @@ def test_background_keeps_the_newest_fifty_run_logs(hgenv, local_central):
     assert "staging-old-10.log" not in kept and "staging-old-11.log" in kept
     wait_for(lambda: ("staging", "deployed", node, "") in central_log(central),
              what="the background deploy to end")
+
+
+def test_pusher_is_found_as_acl_finds_it():
+    from mercurial.utils import procutil
+    from hgext_envdeploy.hooks import _pusher
+
+    assert _pusher(b"serve", b"remote:http:10.0.0.7:alice") == b"alice"
+    assert _pusher(b"serve", b"remote:https:10.0.0.7:bob%20smith") == b"bob smith"
+    # Over ssh (and for an unauthenticated HTTP push): the receiving account.
+    assert _pusher(b"serve", b"remote:ssh:10.0.0.7") == procutil.getuser()
+    assert _pusher(b"push", b"file:/tmp/x") == procutil.getuser()
