@@ -617,6 +617,8 @@ def _writeentry(ui, fm, repo, env, entry):
     tonode = entry.common('to')
     applied = tobytes(entry.migrations('applied'))
     reverted = tobytes(entry.migrations('reverted'))
+    trigger = entry.first('trigger')
+    trigger = tobytes(trigger) if isinstance(trigger, dict) else {}
     fm.data(
         id=tobytes(entry.id),
         env=env.name,
@@ -629,6 +631,8 @@ def _writeentry(ui, fm, repo, env, entry):
         outcome=tobytes(entry.outcome),
         applied=fm.formatlist(applied, name=b'migration'),
         reverted=fm.formatlist(reverted, name=b'migration'),
+        pusher=trigger.get(b'pusher') or b'',
+        pushurl=trigger.get(b'url') or b'',
     )
     # 'from' is a Python keyword: pass it through a dict.
     fm.data(**{'from': tobytes(fromnode or ''), 'to': tobytes(tonode or '')})
@@ -670,6 +674,10 @@ def _writeentry(ui, fm, repo, env, entry):
     desc = _desc(repo, tobytes(tonode or ''))
     fm.plain(_(b'  %s -> %s%s\n') % (fromtext, totext,
                                      b' "%s"' % desc if desc else b''))
+    if trigger:
+        fm.plain(_(b'  started by a push from %s%s\n') % (
+            trigger.get(b'pusher') or b'?',
+            b' (%s)' % trigger[b'url'] if trigger.get(b'url') else b''))
     if applied:
         fm.plain(_(b'  migrations applied: %s\n') % b', '.join(applied))
     if reverted:

@@ -1,5 +1,7 @@
 """Push to deploy: the changegroup hook in a central repository, over real SSH and
 locally, and the client-side post-push hook."""
+import getpass
+import json
 import os
 import re
 import shutil
@@ -398,3 +400,21 @@ def test_pusher_is_found_as_acl_finds_it():
     # Over ssh (and for an unauthenticated HTTP push): the receiving account.
     assert _pusher(b"serve", b"remote:ssh:10.0.0.7") == procutil.getuser()
     assert _pusher(b"push", b"file:/tmp/x") == procutil.getuser()
+
+
+def test_envlog_names_the_push_behind_an_autodeploy(hgenv, local_central):
+    central, site, live, work = local_central
+    hgenv.write_hgrc(central, HOOK + environment("staging", path=site, autodeploy="true"))
+    commit(hgenv, work, "staging", "feature")
+    hgenv.hg("push", central, cwd=work, check=True)
+    hgenv.hg("envdeploy", "staging", cwd=central, check=True)  # by hand: no trigger
+
+    r = hgenv.hg("envlog", "staging", cwd=central, check=True)
+    by_hand, pushed = r.out.split("\n\n")[:2]  # newest first
+
+    me = getpass.getuser()  # a local push: received by this account
+    assert f"started by a push from {me} (" in pushed
+    assert "started by a push" not in by_hand
+    entries = json.loads(hgenv.hg("envlog", "staging", "-T", "json", cwd=central,
+                                  check=True).out)
+    assert [e["pusher"] for e in entries] == ["", me]
