@@ -7,7 +7,8 @@ import pytest
 
 from djangoproject import add_migration
 from envtools import (
-    MIGRATE, clone_target, commit_on, environment, journal, migrations, parent,
+    MIGRATE, clone_target, commit_on, environment, head, journal, migrations, parent,
+    ssh_settings, ssh_targets,
 )
 
 
@@ -120,3 +121,22 @@ def test_hg_silent_in_the_server_times_out(hgenv, central_repo, tmp_path):
     assert r.rc != 0
     assert "local: FAILED at update: lost the connection: no answer for 2 seconds" in r.out
     assert elapsed < 8  # did not wait for the silent server
+
+
+def test_over_ssh_the_hg_commands_share_one_process(hgenv, central_repo, sshd_hosts,
+                                                    remote_dir, tmp_path):
+    h0 = sshd_hosts.hosts[0]
+    path = os.path.join(remote_dir, "project")
+    [target] = ssh_targets(hgenv, central_repo, sshd_hosts, [h0], path)
+    hg, log = _logging_hg(hgenv, tmp_path)
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=h0.spec, path=path, source=central_repo, hg=hg,
+        migrate=MIGRATE))
+    before = open(h0.log).read().count("Accepted publickey")
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert parent(hgenv, target) == head(hgenv, central_repo, "staging")
+    assert _starts(log) == ["serve"]
+    assert open(h0.log).read().count("Accepted publickey") == before + 1
