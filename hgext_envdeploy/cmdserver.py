@@ -25,7 +25,7 @@ import struct
 
 from mercurial.i18n import _
 
-from .shell import ShellError, quote
+from .shell import Shell, ShellError, quote
 
 # Frames: a channel letter, a big-endian length, then the data; the
 # result channel's data is the exit status.
@@ -93,7 +93,7 @@ class CommandServer:
         if self.shell.broken:
             return  # the session is lost: the server ends with it
         self.shell.write(b'\n')
-        self.shell.reclaim()
+        self.shell.result()
 
     def begin(self):
         """Start the server without waiting (see :meth:`greet`): sent after
@@ -112,7 +112,7 @@ class CommandServer:
             # It did not start (no such command, no repository ...): each
             # command runs as a process, which shows why if it fails too.
             self.shell.unread(header)
-            self.shell.reclaim()
+            self.shell.result()
             self.usable = False
             return
         if header == b'o':
@@ -124,7 +124,7 @@ class CommandServer:
                 return
         # Something else answered: let it end, then run processes.
         self.shell.write(b'\n')
-        self.shell.reclaim()
+        self.shell.result()
         self.usable = False
 
     def _frame(self):
@@ -132,7 +132,7 @@ class CommandServer:
         header = self.shell.read(1)
         if self.shell.isend(header):
             self.shell.unread(header)
-            self.shell.reclaim()
+            self.shell.result()
             self.running = False
             return None
         return self._rest(header)
@@ -152,7 +152,8 @@ class CommandServer:
 
 
 class _Lines:
-    """Output as it comes, handed to ``output`` a complete line at a time."""
+    """Output as it comes, handed to ``output`` a complete line at a time
+    (as the shell's steps hand theirs), whatever the frames' boundaries."""
 
     def __init__(self, output):
         self.output = output
@@ -160,15 +161,11 @@ class _Lines:
         self.partial = b''
 
     def add(self, data):
-        self.captured.append(data)
-        if self.output is None:
-            return
-        lines = (self.partial + data).split(b'\n')
-        self.partial = lines.pop()
-        for line in lines:
-            self.output(line)
+        data = self.partial + data
+        cut = data.rfind(b'\n') + 1
+        Shell.emit(data[:cut], self.captured, self.output)
+        self.partial = data[cut:]
 
     def close(self):
-        if self.output is not None and self.partial:
-            self.output(self.partial)
+        Shell.emit(self.partial, self.captured, self.output)
         return b''.join(self.captured)

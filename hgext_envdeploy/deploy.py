@@ -242,7 +242,7 @@ class Deploy(Run):
         never migrated: it gets the full deploy.
         """
         records = session.tail or []
-        if len(records) >= session.tailsize and not _lastdeploy(records):
+        if len(records) >= self.journaltail and not _lastdeploy(records):
             records = session.journal(tail=200)  # a run of failures
         last = _lastdeploy(records)
         return last is not None and last.get('to') == self.node.decode('ascii')

@@ -92,7 +92,7 @@ class Shell:
         """Start ``script`` reading the session's input.
 
         The caller then talks to it with :meth:`write` and :meth:`read`,
-        and :meth:`reclaim` waits for it to end and gives its exit status.
+        and :meth:`result` waits for it to end and gives its exit status.
         Its error output is discarded: only its protocol reaches us.  The
         shell reads its own input no further than its current line, and
         nothing more is sent until the program answers, so the program
@@ -134,14 +134,6 @@ class Shell:
         """Put back what :meth:`read` returned (it was the shell's marker)."""
         self._buffer = data + self._buffer
 
-    def reclaim(self):
-        """Wait for the spawned program's end: ``(status, its output)``."""
-        try:
-            return self._collect(None, self.timeout)
-        except ShellError as exc:
-            self.broken = str(exc)
-            raise
-
     def isend(self, data):
         """Whether ``data``, read where a reply was due, is the shell's
         marker: the spawned program has ended."""
@@ -156,14 +148,14 @@ class Shell:
                 end = self._buffer.find(b'\n', pos)
                 if end >= 0:
                     status = int(self._buffer[pos + len(self._marker) : end])
-                    self._emit(self._buffer[:pos], captured, output, final=True)
+                    self.emit(self._buffer[:pos], captured, output)
                     self._buffer = self._buffer[end + 1 :]
                     return status, b''.join(captured)
             # Emit complete lines now, keep a partial line (it may be the
             # start of the marker) for later.
             cut = self._buffer.rfind(b'\n') + 1
             if cut:
-                self._emit(self._buffer[:cut], captured, output)
+                self.emit(self._buffer[:cut], captured, output)
                 self._buffer = self._buffer[cut:]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -172,7 +164,7 @@ class Shell:
             if data is None:
                 continue  # silence: the deadline decides
             if not data:
-                self._emit(self._buffer, captured, output, final=True)
+                self.emit(self._buffer, captured, output)
                 self._buffer = b''
                 raise ShellError('connection closed')
             self._buffer += data
@@ -181,7 +173,9 @@ class Shell:
             deadline = time.monotonic() + timeout
 
     @staticmethod
-    def _emit(data, captured, output, final=False):
+    def emit(data, captured, output):
+        """Keep ``data`` in ``captured``; hand its lines to ``output``
+        (the last one even without its newline)."""
         if not data:
             return
         captured.append(data)

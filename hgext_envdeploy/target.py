@@ -119,7 +119,6 @@ class HostSession:
         self.hg = env.hg
         self.locked = False
         self.tail = None  # journal records read with the lock
-        self.tailsize = 0
         self.hgserver = cmdserver.CommandServer(
             shell, self.hg, settings.get(b'cmdserver', True))
 
@@ -169,7 +168,6 @@ class HostSession:
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
         if journaltail:
             self.tail = self._records(self.shell.result()[1])
-            self.tailsize = journaltail
         self.hgserver.greet()
         held = None
         for event, info in lock.parseinfo(out):
