@@ -11,7 +11,7 @@ Reading the state, pulling and updating are three hg commands; as three
 processes, each pays Python's start and Mercurial's imports (about 0.2 s
 apiece on a small server), more than the work itself.  Mercurial's own
 command server (``hg serve --cmdserver pipe``, the protocol of chg and
-python-hglib, see ``hg help internals.cmdserver``) runs them in one: it
+python-hglib, in Mercurial's ``commandserver.py``) runs them in one: it
 starts in the host's shell, on the session's own input and output, answers
 commands until it reads an empty line, then the shell takes over again.
 
