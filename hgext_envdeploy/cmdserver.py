@@ -30,8 +30,9 @@ from .shell import Shell, ShellError, quote
 # Frames: a channel letter, a big-endian length, then the data; the
 # result channel's data is the exit status.
 _INT = struct.Struct('>i')
-# Beyond this a length is noise, not a frame.
+# Beyond these a length is noise, not a frame.
 _MAXFRAME = 1 << 26
+_MAXHELLO = 1 << 16
 
 
 class CommandServer:
@@ -116,7 +117,10 @@ class CommandServer:
             self.usable = False
             return
         if header == b'o':
-            channel, hello = self._rest(header)
+            (length,) = struct.unpack('>I', self.shell.read(4))
+            # A greeting is a few lines: a text that merely starts with
+            # 'o' reads as an enormous length.
+            hello = self.shell.read(length) if length < _MAXHELLO else b''
             fields = dict(line.split(b': ', 1)
                           for line in hello.splitlines() if b': ' in line)
             if b'runcommand' in fields.get(b'capabilities', b'').split():

@@ -134,6 +134,14 @@ def test_a_stranger_answering_gets_a_process_per_command(shell, tmp_path):
     assert not server.usable
 
 
+def test_a_stranger_starting_with_o_is_still_a_stranger(shell, tmp_path):
+    # 'ok, serve ...' reads as channel 'o' with a length of 0x6b2c2073 bytes.
+    server = CommandServer(shell, b"echo ok,")
+
+    assert server.run((b"log",)) == (0, b"ok, log\n")
+    assert not server.usable
+
+
 def test_disabled_never_starts_a_server(shell, tmp_path):
     server = CommandServer(shell, _server(tmp_path, []), enabled=False)
 
