@@ -48,9 +48,12 @@ class Run:
         self.settings = settings
         self.dryrun = dryrun
         self.breaklock = breaklock
+        # UTC time to the microsecond: ids sort as the runs started, which
+        # envlog relies on when two runs start within one second.
+        now = time.time()
         self.id = pycompat.sysbytes(
-            time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
-            + '-' + '%06x' % (int(time.time() * 1e6) & 0xFFFFFF)
+            time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))
+            + '-%06d' % int(now % 1 * 1e6)
         )
         self.user = _who(ui)
         self.client = pycompat.sysbytes(socket.gethostname())

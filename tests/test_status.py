@@ -255,3 +255,20 @@ def test_log_merges_hosts_of_one_run(hgenv, central_repo, sshd_hosts, remote_dir
     assert r.rc != 0
     assert "host 'nosuchhost' is not in environment 'staging'" in r.err
     assert h0.spec in r.err  # the hint lists the real ones
+
+
+def test_run_ids_sort_as_the_runs_started(monkeypatch):
+    # Two runs in one second, across the moment the microseconds since the
+    # epoch pass a multiple of 2**24: envlog orders runs by (start, id).
+    from mercurial import ui as uimod
+    from hgext_envdeploy import run as runmod
+
+    wrap = ((1_700_000_000 * 10**6) | 0xFFFFFF) + 1  # microseconds
+    first, second = (wrap - 10) / 1e6, (wrap + 10) / 1e6
+    assert int(first) == int(second)  # within one second
+    ids = []
+    for now in (first, second):
+        monkeypatch.setattr(runmod.time, "time", lambda now=now: now)
+        ids.append(runmod.Run(uimod.ui(), None, {}).id)
+
+    assert ids[0] < ids[1]
