@@ -89,6 +89,20 @@ environment::
   Where ``hg envmerge`` pushes the environment's branch: a name from
   ``[paths]`` or a URL (default: ``default-push``, else ``default``).
 
+``env.NAME``
+  An environment variable exported to everything run on the targets
+  (``migrate``, ``reload``, ``check`` and hg), for example
+  ``live.env.DJANGO_SETTINGS_MODULE = mysite.settings.live``.  Values go
+  through the SSH session, never on a command line.  ``[envdeploy]
+  env.NAME`` gives every environment one; the environment's own wins.
+
+``secret``
+  Names of ``env.NAME`` values that are never shown: every output of the
+  targets (steps, errors, ``-T``, background logs) has them replaced by
+  ``***``, and they are never journaled.  Masking finds the value as
+  written: a step that transforms it (encodes it, splits it) is beyond
+  its reach.
+
 Settings of the whole run, in ``[envdeploy]``:
 
 ``knownhosts``

@@ -46,7 +46,13 @@ ENV_KEYS = {
     b'localsettings': b'',  # local file envsetup uploads where it is missing
     b'autodeploy': b'false',  # true, false or background (hooks.py)
     b'protect': b'false',  # one head only on the branch (protect.py)
+    b'secret': b'',  # names of env.NAME values never shown (masked: ***)
 }
+
+# ``ENV.env.NAME = VALUE``: exported to everything run on the targets.
+ENVVAR = b'env.'
+_ENVVAR_NAME = re.compile(br'^[A-Za-z_][A-Za-z0-9_]*$')
+MASK = b'***'
 
 ONFAILURE = (b'rollback', b'stop')
 
@@ -71,6 +77,7 @@ for _key, _default in ENV_KEYS.items():
 for _key, _default in GLOBAL_KEYS.items():
     configitem(b'envdeploy', _key, default=_default)
 configitem(b'environments', b'.*', default=None, generic=True)
+configitem(b'envdeploy', br'env\..*', default=None, generic=True)
 
 LOCAL = b'local'
 
@@ -127,6 +134,12 @@ class Environment:
     @property
     def islocal(self):
         return self.hosts[0].islocal
+
+    def mask(self, data):
+        """``data`` with every secret value replaced by ``***``."""
+        for value in self.secretvalues:
+            data = data.replace(value, MASK)
+        return data
 
     def describe(self):
         if self.islocal:
@@ -316,6 +329,7 @@ def load(ui, name):
         )
 
     values = {}
+    environ = {}
     prefix = name + b'.'
     cache = {}
     for key, value in ui.configitems(b'environments'):
@@ -323,6 +337,9 @@ def load(ui, name):
             continue
         _checkrepeats(ui, b'environments', [key], cache)
         sub = key[len(prefix) :]
+        if sub.startswith(ENVVAR):
+            environ[_envvar(ui, b'environments', key, sub)] = value
+            continue
         if sub not in ENV_KEYS:
             raise _configerror(
                 _(b"unknown key '%s' for environment '%s'") % (sub, name),
@@ -334,6 +351,23 @@ def load(ui, name):
         if key not in values:
             _checkrepeats(ui, b'envdeploy', [key], cache)
             values[key] = ui.config(b'envdeploy', key)
+    for key, value in ui.configitems(b'envdeploy'):
+        if key.startswith(ENVVAR):
+            environ.setdefault(_envvar(ui, b'envdeploy', key, key), value)
+    values[b'environ'] = environ
+    values[b'secret'] = secret = ui.configlist(
+        b'environments', prefix + b'secret',
+        ui.configlist(b'envdeploy', b'secret'))
+    unknown = [n for n in secret if n not in environ]
+    if unknown:
+        raise _configerror(
+            _(b'secret names %s, which is not set') % b', '.join(unknown),
+            _valuesource(ui, prefix, b'secret'),
+            _(b'secret lists names of values set as %s.env.NAME')
+            % name)
+    # Longest first: a secret that contains another is masked whole.
+    values[b'secretvalues'] = sorted(
+        {environ[n] for n in secret if environ[n]}, key=len, reverse=True)
 
     if values[b'onfailure'] not in ONFAILURE:
         raise _configerror(
@@ -388,6 +422,17 @@ def load(ui, name):
     if not values[b'hg']:
         values[b'hg'] = b'hg'
     return Environment(name, values, hosts)
+
+
+def _envvar(ui, section, key, sub):
+    """The variable name of ``env.NAME``; a config error if it is not one."""
+    var = sub[len(ENVVAR):]
+    if not _ENVVAR_NAME.match(var):
+        raise _configerror(
+            _(b"invalid environment variable name '%s'") % var,
+            _source(ui, section, key),
+            _(b'use letters, digits and _, not starting with a digit'))
+    return var
 
 
 def _checkcount(ui, values, prefix, key, pattern, hint):

@@ -122,14 +122,23 @@ class HostSession:
         self.hgserver = cmdserver.CommandServer(
             shell, self.hg, settings.get(b'cmdserver', True))
 
-    def run(self, script, **opts):
+    def run(self, script, output=None, **opts):
         """Run ``script`` in the session's shell (see Shell.run)."""
         self.hgserver.stop()
-        return self.shell.run(script, **opts)
+        status, out = self.shell.run(script, output=self._masked(output),
+                                     **opts)
+        return status, self.env.mask(out)
 
     def hgcommand(self, args, output=None):
         """Run ``hg ARGS`` in the target repository (see cmdserver)."""
-        return self.hgserver.run(args, output)
+        status, out = self.hgserver.run(args, self._masked(output))
+        return status, self.env.mask(out)
+
+    def _masked(self, output):
+        """``output`` that never sees a secret value (``ENV.secret``)."""
+        if output is None or not self.env.secretvalues:
+            return output
+        return lambda line: output(self.env.mask(line))
 
     def display(self, script):
         """A step as the shell command it amounts to (dry runs)."""
@@ -139,8 +148,13 @@ class HostSession:
 
     def enter(self):
         """cd into path in the session's main shell; stable hg output."""
+        # ENV.env.NAME values are exported here, through the session's
+        # input: never on a command line, where ps would show them.
+        exports = b''.join(b' && export %s=%s' % (name, quote(value))
+                           for name, value in sorted(self.env.environ.items()))
         status, out = self.run(
-            b'cd -- %s && HGPLAIN=1 && export HGPLAIN' % cdpath(self.env.path),
+            b'cd -- %s && HGPLAIN=1 && export HGPLAIN%s'
+            % (cdpath(self.env.path), exports),
             subshell=False,
         )
         if status:

@@ -1,0 +1,24 @@
+"""hgrc.example, the file every user copies, loads as it is."""
+import os
+
+from mercurial import configitems, ui as uimod
+
+from hgext_envdeploy import config
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "hgrc.example")
+
+
+def test_every_environment_and_setting_of_the_example_loads():
+    ui = uimod.ui()  # no rc file of this machine: only the example
+    configitems.loadconfigtable(ui, b"hgext_envdeploy", config.configtable)
+    ui.readconfig(os.fsencode(EXAMPLE), trust=True)
+
+    envs = {name: config.load(ui, name) for name in config.envnames(ui)}
+    settings = config.settings(ui)
+
+    assert set(envs) == {b"staging", b"live"}
+    assert [h.spec for h in envs[b"live"].hosts] == [
+        b"deploy@web1.example.com", b"deploy@web2.example.com:2222"]
+    assert envs[b"live"].environ == {b"DJANGO_SETTINGS_MODULE": b"mysite.settings.live"}
+    assert envs[b"live"].serial == b"1"
+    assert settings[b"hostkeys"] == b"strict" and settings[b"cmdserver"] is True
