@@ -254,6 +254,13 @@ class Deploy(Run):
                     _(b' with %d edited files') % len(result.dirty)
                     if result.dirty else b'',
                     self.node[:12]))
+        environ = self.env.environ
+        if environ:
+            # Secrets go before quoting: quoted, a value is no longer found.
+            self.say(host, b'  env: %s' % b' '.join(
+                b'%s=%s' % (k, config.MASK if k in self.env.secret
+                            else quote(v))
+                for k, v in sorted(environ.items())))
         for name, script in steps:
             if script is None:
                 if name == b'pull':

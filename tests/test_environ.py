@@ -64,6 +64,17 @@ def test_over_ssh_values_go_through_the_session(hgenv, central_repo, sshd_hosts,
     assert SECRET not in r.text
 
 
+def test_dry_run_shows_the_values_but_not_the_secrets(hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, _deploy_env(path=target))
+
+    r = hgenv.hg("envdeploy", "staging", "-n", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "local:   env: DB_PASSWORD=*** GREETING='hello world'" in r.out
+    assert SECRET not in r.text
+
+
 def test_envdeploy_defaults_apply_to_every_environment(hgenv, central_repo, tmp_path):
     target = clone_target(hgenv, central_repo, tmp_path / "site")
     hgenv.write_hgrc(central_repo, (
