@@ -180,6 +180,7 @@ class HostSession:
             self.hgserver.begin()
         status, out = self.shell.result(
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
+        out = self.env.mask(out)
         if journaltail:
             self.tail = self._records(self.shell.result()[1])
         self.hgserver.greet()
@@ -339,7 +340,7 @@ class HostSession:
             status, out = self.shell.result()
         if status:
             raise StepFailed(b'journal', _(b'could not write the journal: %s')
-                             % out.strip())
+                             % self.env.mask(out).strip())
 
 
 def cdpath(path):
