@@ -25,7 +25,7 @@ import struct
 
 from mercurial.i18n import _
 
-from .shell import Shell, ShellError, quote
+from .shell import ShellError, quote
 
 # Frames: a channel letter, a big-endian length, then the data; the
 # result channel's data is the exit status.
@@ -61,7 +61,7 @@ class CommandServer:
         if not self.running:
             return self.shell.run(self.commandline(args), output=output)
         data = b'\0'.join(args)
-        lines = _Lines(output)
+        lines = _Lines(self.shell, output)
         self.shell.busy = True
         try:
             self.shell.write(b'runcommand\n' + struct.pack('>I', len(data))
@@ -159,7 +159,8 @@ class _Lines:
     """Output as it comes, handed to ``output`` a complete line at a time
     (as the shell's steps hand theirs), whatever the frames' boundaries."""
 
-    def __init__(self, output):
+    def __init__(self, shell, output):
+        self.emit = shell.emit
         self.output = output
         self.captured = []
         self.partial = b''
@@ -167,9 +168,9 @@ class _Lines:
     def add(self, data):
         data = self.partial + data
         cut = data.rfind(b'\n') + 1
-        Shell.emit(data[:cut], self.captured, self.output)
+        self.emit(data[:cut], self.captured, self.output)
         self.partial = data[cut:]
 
     def close(self):
-        Shell.emit(self.partial, self.captured, self.output)
+        self.emit(self.partial, self.captured, self.output)
         return b''.join(self.captured)

@@ -36,7 +36,8 @@ class Shell:
     """Run scripts one after the other in one ``sh`` over ``transport``.
 
     ``transport`` has ``send(bytes)``, ``recv(timeout) -> bytes`` (``b''``
-    at end of stream) and ``close()``.
+    at end of stream) and ``close()``.  ``mask``, when set, rewrites every
+    output before anyone sees or keeps it (secrets: config.Environment).
     """
 
     def __init__(self, transport, timeout):
@@ -47,6 +48,7 @@ class Shell:
         self._buffer = b''
         self.broken = None
         self.busy = False
+        self.mask = None
 
     def run(self, script, output=None, subshell=True, timeout=None):
         """Run ``script``; return ``(status, output bytes)``.
@@ -172,12 +174,14 @@ class Shell:
             # silence, as ssh's ServerAliveInterval thinks of it.
             deadline = time.monotonic() + timeout
 
-    @staticmethod
-    def emit(data, captured, output):
+    def emit(self, data, captured, output):
         """Keep ``data`` in ``captured``; hand its lines to ``output``
-        (the last one even without its newline)."""
+        (the last one even without its newline).  Every output passes
+        here, the command server's too: the one place to mask it."""
         if not data:
             return
+        if self.mask is not None:
+            data = self.mask(data)
         captured.append(data)
         if output is not None:
             lines = data.split(b'\n')

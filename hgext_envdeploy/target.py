@@ -119,26 +119,19 @@ class HostSession:
         self.hg = env.hg
         self.locked = False
         self.tail = None  # journal records read with the lock
+        if env.secretvalues:
+            shell.mask = env.mask  # ENV.secret: never shown, never kept
         self.hgserver = cmdserver.CommandServer(
             shell, self.hg, settings.get(b'cmdserver', True))
 
     def run(self, script, output=None, **opts):
         """Run ``script`` in the session's shell (see Shell.run)."""
         self.hgserver.stop()
-        status, out = self.shell.run(script, output=self._masked(output),
-                                     **opts)
-        return status, self.env.mask(out)
+        return self.shell.run(script, output=output, **opts)
 
     def hgcommand(self, args, output=None):
         """Run ``hg ARGS`` in the target repository (see cmdserver)."""
-        status, out = self.hgserver.run(args, self._masked(output))
-        return status, self.env.mask(out)
-
-    def _masked(self, output):
-        """``output`` that never sees a secret value (``ENV.secret``)."""
-        if output is None or not self.env.secretvalues:
-            return output
-        return lambda line: output(self.env.mask(line))
+        return self.hgserver.run(args, output)
 
     def display(self, script):
         """A step as the shell command it amounts to (dry runs)."""
@@ -180,7 +173,6 @@ class HostSession:
             self.hgserver.begin()
         status, out = self.shell.result(
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
-        out = self.env.mask(out)
         if journaltail:
             self.tail = self._records(self.shell.result()[1])
         self.hgserver.greet()
@@ -340,7 +332,7 @@ class HostSession:
             status, out = self.shell.result()
         if status:
             raise StepFailed(b'journal', _(b'could not write the journal: %s')
-                             % self.env.mask(out).strip())
+                             % out.strip())
 
 
 def cdpath(path):
