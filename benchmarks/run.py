@@ -470,15 +470,9 @@ def item2(bench):
     script = lambda n: bench.measure([h1], lambda: bench.ssh_script(h1, path, n))
     ours(nodes.pop(0))  # warm-up
     script(nodes.pop(0))
-    a, b = [], []
-    for i in range(bench.reps["change"]):
-        first, second = nodes.pop(0), nodes.pop(0)
-        if i % 2 == 0:
-            a.append(ours(first))
-            b.append(script(second))
-        else:
-            b.append(script(first))
-            a.append(ours(second))
+    # Whichever goes first deploys the next changeset.
+    a, b = pairs(bench.reps["change"], lambda i: ours(nodes.pop(0)),
+                 lambda i: script(nodes.pop(0)))
     bench.row("2", "1 host, a new changeset with a new migration per deploy", a, b, 1.3)
 
 
