@@ -5,6 +5,14 @@ sshd_hosts     three sshd "hosts", each seeing its own disk at the same absolute
 fleet          sixteen such hosts (module scope), for many-host deploys.
 remote_dir     a fresh directory at that shared path, created on every host.
 central_repo   a repository holding the demo Django project, branches default/staging/live.
+
+PostgreSQL (tests/pgserver.py), the one database several hosts share in production:
+postgres       a real server on 127.0.0.1 for the session: .port, .createdb(name),
+               .local_settings(dbname), .applied_migrations(dbname), .columns(dbname, table).
+pgdb           the name of a fresh, empty database on it, dropped after the test.
+
+A fixture whose real part (sshd, PostgreSQL) is missing here skips the test; with the
+environment variable CI set it fails instead, so that CI cannot pass by skipping.
 """
 import itertools
 import os
@@ -16,6 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
+import pgserver
 import sshdhosts
 from djangoproject import copy_project
 
@@ -148,6 +157,34 @@ def remote_dir(sshd_hosts, request):
     for host in sshd_hosts.hosts:
         os.makedirs(sshd_hosts.local_path(host, path))
     return path
+
+
+# ---------------------------------------------------------------------------
+# postgres, pgdb
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A PostgreSQL server on 127.0.0.1 for the whole session (pgserver.PgServer).
+    Its log ends up in the session's postgres* tmp directory."""
+    reason = pgserver.missing()
+    if reason:
+        unavailable(reason)
+    server = pgserver.start(log_dir=str(tmp_path_factory.mktemp("postgres")))
+    yield server
+    server.stop()
+
+
+_pgdb_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def pgdb(postgres, request):
+    """The name of a fresh, empty database on `postgres` (named after the test)."""
+    name = re.sub(r"[^a-z0-9_]+", "_", request.node.name.lower())[:40]
+    name = postgres.createdb(f"t_{name}_{next(_pgdb_numbers)}")
+    yield name
+    postgres.dropdb(name)
 
 
 # ---------------------------------------------------------------------------
