@@ -83,3 +83,17 @@ def wait_for(predicate, timeout=30, what="condition"):
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def pg_targets(hgenv, central, sshd_hosts, hosts, remote_path, port, dbname):
+    """ssh_targets, each with a local_settings.py beside manage.py pointing Django at
+    the ONE PostgreSQL database `dbname` on 127.0.0.1:port (the `postgres` fixture):
+    the production topology, many hosts and one database. The file is ignored by the
+    project's .hgignore, so deploys leave it alone. Returns each host's real path."""
+    from pgserver import local_settings
+
+    targets = ssh_targets(hgenv, central, sshd_hosts, hosts, remote_path)
+    for target in targets:
+        with open(os.path.join(target, "local_settings.py"), "w") as f:
+            f.write(local_settings(dbname, port))
+    return targets
