@@ -367,7 +367,8 @@ def item1(bench):
         state["at"] = bench.one_a if state["at"] == bench.one_b else bench.one_b
         return state["at"]
 
-    a, b = pairs(bench.reps["one"], lambda i: _changed(ours("-r", other())),
+    # Every other deploy goes back from B to A: --force, as envdeploy asks.
+    a, b = pairs(bench.reps["one"], lambda i: _changed(ours("--force", "-r", other())),
                  lambda i: script(other()))
     bench.row("1f", "1 host, forced full deploy (-r alternating between two changesets "
               "A/B: update, migrate with nothing to apply, reload, check)", a, b, 1.3)
@@ -442,7 +443,7 @@ def round_trips(bench):
     forced = [], []
     for _ in range(3):
         forced[0].append(count(r0, lambda: _changed(
-            bench.envdeploy("onerelay", "-r", bench.one_a))))
+            bench.envdeploy("onerelay", "--force", "-r", bench.one_a))))
         forced[1].append(count(r0, lambda: bench.ssh_script(
             h0, one, bench.one_b, port=r0.port)))
     counts["forced, A/B (item 1f)"] = tuple(median_count([lambda c=c: c for c in side])
@@ -501,7 +502,10 @@ def item3(bench):
             bench.env))
 
     def ours(env, node, on):
-        return bench.measure(on, lambda: _changed(bench.envdeploy(env, "-r", node)))
+        # In reversed rounds the scripts went first, to later changesets of
+        # the batch: envdeploy then goes back, which needs --force.
+        return bench.measure(on, lambda: _changed(
+            bench.envdeploy(env, "--force", "-r", node)))
 
     runs = {k: [] for k in ("ours", "ours1", "plain", "plain1", "threading", "serial")}
     for i in range(bench.reps["fleet"]):
@@ -635,7 +639,8 @@ def breakdown(bench):
     for _ in range(bench.reps["trace"]):
         add("envdeploy, nothing new (1)", trace_envdeploy(bench, "one", "-r", bench.one_b))
         add("script, nothing new (1)", trace_script(bench, h0, one, bench.one_b))
-        add("envdeploy, forced (1f)", trace_envdeploy(bench, "one", "-r", bench.one_a))
+        add("envdeploy, forced (1f)",
+            trace_envdeploy(bench, "one", "--force", "-r", bench.one_a))
         add("script, forced (1f)", trace_script(bench, h0, one, bench.one_b))
         bench.envdeploy("one", "-r", bench.one_b)
         add("envdeploy, change (2)",

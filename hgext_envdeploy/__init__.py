@@ -303,6 +303,13 @@ What a deploy does on each host
    asking (without a terminal, ``-y`` answers yes).
 2. Records the target's revision and manual edits; edits are saved as a
    patch under ``.hg/envdeploy/patches/`` before they are discarded.
+   When a host is at a changeset this repository does not have (pull
+   first), or at a descendant of NODE (the deploy would go backwards),
+   the deploy stops before any host changes, naming every such host;
+   ``--force`` deploys anyway, and ``hg envrollback`` is the way back on
+   purpose.  A host on another line (a sibling head, another branch) is
+   deployed as usual.  The push hooks and ``envmerge --deploy`` never
+   force: the refusal is their deploy's failure.
 3. ``hg pull -r NODE [SOURCE]`` (skipped when the changeset is already
    there), ``hg update -C -r NODE``, then, when ``migrate`` is set and a
    file under a ``migrations`` directory changed, reads the migration state

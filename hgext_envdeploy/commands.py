@@ -47,9 +47,11 @@ changeopts = (
         (b'r', b'rev', b'', _(b'deploy this changeset of the branch'), _(b'REV')),
         (b'', b'check', False,
          _(b'check everything a deploy needs, change nothing (as envcheck)')),
+        (b'f', b'force', False,
+         _(b'deploy even when a host would go backwards')),
     ]
     + changeopts,
-    _(b'[-r REV] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [-n | --check] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -73,6 +75,13 @@ def envdeploy(ui, repo, env, **opts):
     then code, then reload.  ``serial`` and ``maxfail`` make rolling
     deploys.
 
+    A host at a changeset this repository does not have (pull first), or
+    at a descendant of the changeset to deploy, would go backwards: the
+    deploy stops before any host changes, naming those hosts.  --force
+    deploys anyway (also with -r on an older changeset); :hg:`envrollback`
+    is the way back on purpose.  A host on another line (a sibling head,
+    another branch) is an ordinary deploy.
+
     With -n/--dry-run, show each host's current revision and the commands
     that would run, and change nothing.  With --check, run the pre-flight
     checks of :hg:`envcheck` instead.
@@ -86,6 +95,7 @@ def envdeploy(ui, repo, env, **opts):
     return logic('deploy').deployenv(
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
+        force=opts.get('force'),
     )
 
 

@@ -33,7 +33,7 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 from mercurial.utils import urlutil
 
-from . import config, migrations, rollback
+from . import config, direction, migrations, rollback
 from .run import Run, report
 from .shell import ShellError, quote
 from .target import HostResult, Interrupted, StepFailed
@@ -83,10 +83,11 @@ class Deploy(Run):
     hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
-                 breaklock=False, trigger=None):
+                 breaklock=False, trigger=None, force=False):
         super().__init__(ui, env, settings, dryrun, breaklock)
         self.repo = repo
         self.trigger = trigger
+        self.force = force
         self.node = ctx.hex()
         self._failures = 0
         self._countlock = threading.Lock()
@@ -106,6 +107,7 @@ class Deploy(Run):
         results = [HostResult(h) for h in self.env.hosts]
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
+            direction.guard(self, results)
             # In this thread, once per revision the hosts are at: the
             # repository is not for several threads at once.
             self._touched = {
@@ -326,12 +328,14 @@ def _lastdeploy(records):
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None, trigger=None):
+              opts=None, trigger=None, force=False):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
     hooks, so that all of them lock, journal and report the same way.
     ``trigger`` (the hooks) goes into the journal records as it is.
+    Without ``force``, a host that would go backwards stops the deploy
+    before any change (see direction.py); the hooks never force.
     Raises error.Abort naming the failed hosts when any host failed.
     """
     env = config.load(ui, name)
@@ -343,7 +347,7 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
            ctx, env.branch, env.name, env.describe())
     )
     run = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
-                 breaklock=breaklock, trigger=trigger)
+                 breaklock=breaklock, trigger=trigger, force=force)
     return report(ui, env, run.run(), opts or {}, b'deploy')
 
 
