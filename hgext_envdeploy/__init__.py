@@ -56,7 +56,31 @@ environment::
   Shell commands run in ``path`` on the target after the update, in this
   order; an empty value skips the step.  They are the administrator's and
   run as written (each in its own ``sh -c``).  ``check`` is a health check:
-  its failure fails the deploy.  They see ``HGPLAIN=1``.
+  its failure fails the deploy.  They see ``HGPLAIN=1``.  ``migrate`` runs
+  on one host only: see ``migrateon``.
+
+``migrateon``
+  The host whose ``migrate`` migrates the environment's one database (a
+  host as written in ``hosts``, or a role: its first host).  Reading the
+  migration state and every migration rollback run there too, never two
+  at once.  Default: the first host.  ``all``: every host migrates its own
+  database (a SQLite file per host, say).
+
+``hosts.ROLE``, ``reload.ROLE``, ``check.ROLE``
+  Hosts with a role, and the commands that role's hosts run instead of
+  ``reload`` and ``check`` (an empty value: none)::
+
+    live.hosts.web = web1.example.com, web2.example.com
+    live.hosts.worker = worker1.example.com
+    live.reload.web = sudo systemctl reload gunicorn
+    live.reload.worker = sudo systemctl restart celery
+    live.check.worker =
+    live.migrateon = web
+
+  A host has one role at most; output, ``-T json`` (``role``), ``hg
+  envstatus`` and the journal name it.  A role is letters, digits, ``-``
+  and ``_``, and not ``all``, ``env``, ``rollback``, ``sources`` or
+  ``state``.
 
 ``hg``
   The hg executable on the target (default ``hg``; for a local
@@ -311,20 +335,30 @@ What a deploy does on each host
    deployed as usual.  The push hooks and ``envmerge --deploy`` never
    force: the refusal is their deploy's failure.
 3. ``hg pull -r NODE [SOURCE]`` (skipped when the changeset is already
-   there), ``hg update -C -r NODE``, then, when ``migrate`` is set and a
-   file under a ``migrations`` directory changed, reads the migration state
-   (with the new code, before migrating), then runs ``migrate``, ``reload``
-   and ``check``.  A host already at NODE with a clean working copy and a
-   journal record of that deploy only runs ``check``.  The hg commands
-   share one hg process (see ``cmdserver``).
-4. Once every host has finished its steps: if the deploy failed anywhere
+   there), then writes ahead in ``.hg/envdeploy/journal.jsonl`` that the
+   run began (who, from which changeset to which, the saved patch): a
+   session lost later still leaves a record, which ``hg envstatus`` and
+   ``hg envcheck`` show as unfinished, and from which nothing is inferred.
+4. On the migration host (``migrateon``) first: ``hg update -C -r NODE``,
+   then, when ``migrate`` is set, reads the migration state with the new
+   code (skipped when no file under a ``migrations`` directory changed and
+   the last run recorded the state it left), journals it, and runs
+   ``migrate``.  Only then ``hg update -C -r NODE`` on the other hosts, and
+   ``reload`` and ``check`` everywhere (each host's role's own).  With
+   ``serial``, the migration host is in the first batch.  A host already
+   at NODE with a clean working copy and a journal record of that deploy
+   only runs ``check``.  The hg commands share one hg process (see
+   ``cmdserver``).
+5. Once every host has finished its steps: if the deploy failed anywhere
    and ``onfailure = rollback``, every host this deploy changed is rolled
    back (see below), so the environment never keeps mixed versions.  When
-   a host fails, no further host starts.
-5. Appends a record to ``.hg/envdeploy/journal.jsonl`` (JSON lines, format
-   version 1, documented in ``journal.py``): who, from which changeset to
-   which, the migration state before, each step's status and duration, the
-   outcome and any rollback; then unlocks.
+   a host fails, no further host starts; a failed migration, or a failure
+   of the migration host after it migrated, stops the deploy whatever
+   ``maxfail`` says.
+6. Completes the journal record (format 2, documented in ``journal.py``):
+   each step's status and duration, the migrations applied and the state
+   left (read, or carried forward), the outcome and any rollback; then
+   unlocks.
 
 Rollbacks and migrations
 ========================
@@ -335,9 +369,20 @@ REV`` a changeset, ``--migration APP.NNNN`` a migration target).  The order
 is what makes it work: the migrations of every app whose state differs from
 the one that deployment left are reverted first, while the current code
 (which holds the migration files) is checked out; then ``hg update -C`` to
-the older changeset; then ``reload`` and ``check``.  A migration that
-cannot be reversed stops the rollback of that host before the code is
-touched, and the schema is migrated forward again.
+the older changeset; then ``reload`` and ``check`` (none after going back
+to an empty working copy).  The migrations go back once, on the migration
+host; then the code moves on every host.  A migration that cannot be
+reversed stops the rollback before the code is touched, and the schema is
+migrated forward again.
+
+After a failed ``migrate`` and after every migration rollback the state is
+read again and compared with what was wanted.  Where they differ (a
+migration with ``atomic = False`` that stopped halfway, MySQL's DDL outside
+transactions, a partial run), the output says ``schema NOT restored`` and
+names what is still applied or missing, and the journal records the
+rollback as ``partial``: such a host is never reported as rolled back.
+When the newest run on a host never finished, ``hg envrollback`` returns
+to the code and schema recorded before that run.
 
 ``onfailure``
   ``rollback`` (default): when ``migrate``, ``reload`` or ``check`` fails

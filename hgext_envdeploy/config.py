@@ -47,7 +47,21 @@ ENV_KEYS = {
     b'autodeploy': b'false',  # true, false or background (hooks.py)
     b'protect': b'false',  # one head only on the branch (protect.py)
     b'secret': b'',  # names of env.NAME values never shown (masked: ***)
+    b'migrateon': b'',  # host or role migrating the one database; or all
 }
+
+# ``ENV.KEY.ROLE``: keys that a role's hosts set for themselves.  ``hosts``
+# adds hosts with that role; ``reload`` and ``check`` override the
+# environment's commands for them.
+ROLE_KEYS = (b'hosts', b'reload', b'check')
+_ROLE_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
+# Names a role cannot take: the suffixes of the dotted keys (a role
+# ``state`` would make ``migrate.state`` ambiguous the day migrate takes a
+# role), ``env`` (ENV.env.NAME) and ``all`` (migrateon = all).
+_RESERVED_ROLES = frozenset(
+    [k.split(b'.', 1)[1] for k in ENV_KEYS if b'.' in k]
+    + [b'env', b'all', b'sources'])
+MIGRATE_ALL = b'all'
 
 # ``ENV.env.NAME = VALUE``: exported to everything run on the targets.
 ENVVAR = b'env.'
@@ -99,11 +113,12 @@ class Host:
     ``~/.ssh/config`` and the ssh defaults can fill them in.
     """
 
-    def __init__(self, spec, hostname=None, user=None, port=None):
+    def __init__(self, spec, hostname=None, user=None, port=None, role=None):
         self.spec = spec
         self.hostname = hostname
         self.user = user
         self.port = port
+        self.role = role  # ENV.hosts.ROLE, or None for plain ENV.hosts
 
     @property
     def islocal(self):
@@ -112,6 +127,13 @@ class Host:
     @property
     def name(self):
         return self.spec
+
+    @property
+    def label(self):
+        """The host as output names it: with its role, when it has one."""
+        if self.role is None:
+            return self.spec
+        return b'%s (%s)' % (self.spec, self.role)
 
     def __repr__(self):
         return '<Host %s>' % self.spec.decode('utf-8', 'replace')
@@ -135,6 +157,24 @@ class Environment:
     def islocal(self):
         return self.hosts[0].islocal
 
+    def command(self, name, host):
+        """The ``reload``/``check``/``migrate`` command for ``host`` (its
+        role's own when set, even empty), b'' when there is none."""
+        if host.role is not None:
+            own = self.values[b'roles'].get((name, host.role))
+            if own is not None:
+                return own
+        return self.values[name] or b''
+
+    @property
+    def migrateall(self):
+        """Whether every host migrates its own database (migrateon = all)."""
+        return self.values[b'migrationhost'] is None
+
+    def migrationhost(self, host):
+        """The host that migrates ``host``'s database (maybe itself)."""
+        return self.values[b'migrationhost'] or host
+
     def mask(self, data):
         """``data`` with every secret value replaced by ``***``."""
         for value in self.secretvalues:
@@ -144,7 +184,7 @@ class Environment:
     def describe(self):
         if self.islocal:
             return _(b'local')
-        return b', '.join(h.spec for h in self.hosts)
+        return b', '.join(h.label for h in self.hosts)
 
 
 def parsehost(spec, source=b''):
@@ -330,6 +370,7 @@ def load(ui, name):
 
     values = {}
     environ = {}
+    roles = {}  # (key, role) -> value, for ENV.KEY.ROLE
     prefix = name + b'.'
     cache = {}
     for key, value in ui.configitems(b'environments'):
@@ -339,6 +380,10 @@ def load(ui, name):
         sub = key[len(prefix) :]
         if sub.startswith(ENVVAR):
             environ[_envvar(ui, b'environments', key, sub)] = value
+            continue
+        base, dot, role = sub.partition(b'.')
+        if dot and base in ROLE_KEYS:
+            roles[(base, _rolename(ui, key, role))] = value
             continue
         if sub not in ENV_KEYS:
             raise _configerror(
@@ -412,6 +457,8 @@ def load(ui, name):
         )
     hostsource = _valuesource(ui, prefix, b'hosts')
     hosts = parsehosts(values[b'hosts'] or b'', hostsource)
+    hosts += _rolehosts(ui, name, roles, [h.spec for h in hosts])
+    values[b'roles'] = roles
     if not hosts:
         hosts = [Host(LOCAL)]
         # A local environment runs this very hg unless told otherwise, so a
@@ -421,7 +468,73 @@ def load(ui, name):
         values[b'path'] = _expandpath(values[b'path'])
     if not values[b'hg']:
         values[b'hg'] = b'hg'
+    values[b'migrationhost'] = _migrationhost(ui, name, values, hosts)
     return Environment(name, values, hosts)
+
+
+def _rolename(ui, key, role):
+    """``role`` of ``ENV.KEY.ROLE``; a config error if it cannot be one."""
+    if not _ROLE_NAME.match(role) or role in _RESERVED_ROLES:
+        raise _configerror(
+            _(b"invalid role name '%s'") % role,
+            _source(ui, b'environments', key),
+            _(b'a role is letters, digits, - and _, and not one of: %s')
+            % b', '.join(sorted(_RESERVED_ROLES)))
+    return role
+
+
+def _rolehosts(ui, name, roles, taken):
+    """The hosts of ``ENV.hosts.ROLE`` keys, in the order written."""
+    hosts = []
+    known = set()
+    for (key, role), value in roles.items():
+        if key != b'hosts':
+            continue
+        known.add(role)
+        where = _source(ui, b'environments', b'%s.hosts.%s' % (name, role))
+        for host in parsehosts(value, where):
+            if host.spec in taken:
+                raise _configerror(
+                    _(b'host listed twice: %s') % host.spec, where,
+                    _(b'a host has one role at most'))
+            host.role = role
+            taken.append(host.spec)
+            hosts.append(host)
+    for key, role in roles:
+        if key != b'hosts' and role not in known:
+            raise _configerror(
+                _(b"%s.%s names role '%s', which has no hosts")
+                % (key, role, role),
+                _source(ui, b'environments',
+                        b'%s.%s.%s' % (name, key, role)),
+                _(b'add its hosts as %s.hosts.%s') % (name, role))
+    return hosts
+
+
+def _migrationhost(ui, name, values, hosts):
+    """The host ``migrate`` runs on, or None when every host migrates.
+
+    ``migrateon`` names a host as written in ``hosts``, or a role (its
+    first host); empty means the first host; ``all`` means every host (a
+    database per host).
+    """
+    want = (values[b'migrateon'] or b'').strip()
+    if want == MIGRATE_ALL:
+        return None
+    if not want:
+        return hosts[0]
+    for host in hosts:
+        if host.spec == want:
+            return host
+    for host in hosts:
+        if host.role == want:
+            return host
+    raise _configerror(
+        _(b"migrateon names '%s', which is no host or role of '%s'")
+        % (want, name),
+        _valuesource(ui, name + b'.', b'migrateon'),
+        _(b'name one of: %s, a role, or all')
+        % b', '.join(h.spec for h in hosts))
 
 
 def _envvar(ui, section, key, sub):

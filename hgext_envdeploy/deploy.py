@@ -7,35 +7,42 @@
 
 """A deploy, in the order a reader can follow on one screen.
 
-Every host, in parallel and over one shell session each::
+:data:`FLOW` is the deploy, phase by phase; every phase runs on its hosts in
+parallel, over the one shell session each host has for the whole run::
 
-  connect -> enter path -> lock -> record state (revision, manual edits
-  saved as a patch, migration state) -> pull -> update -> migrate ->
-  reload -> check
+  reach    every host: connect, enter path, lock, read the state
+           (nothing changes anywhere until every host was reached)
+  begin    every host of the batch: pull, save manual edits, journal the
+           run as begun (written ahead: a lost session leaves a record)
+  migrate  the migration host (``migrateon``): update, read the migration
+           state with the new code, migrate -- once per database
+  update   the other hosts of the batch: update
+  publish  every host of the batch: reload, check
 
-and then, once every started host has finished (so that the verdict is
-known everywhere)::
+then, once every started host has finished (so that the verdict is known
+everywhere)::
 
-  [roll back, if the deploy failed] -> journal -> unlock
+  undo     if the deploy failed: the migrations back once, on the
+           migration host with the new code still there; then the code on
+           every host it had changed; reload and check
+  end      journal the outcome, unlock
 
-When a step fails on a host, no new host starts.  With ``onfailure =
-rollback`` (the default) the failed host and every host this deploy had
-changed are rolled back (migrations first, with the new code still
-checked out; then the code; then reload), so the environment is never left
-with mixed versions.  The changeset is resolved once, locally, before any
-host starts: every host ends at the same changeset, even if someone pushes
-meanwhile.
+Hosts go in batches of ``serial`` (the migration host in the first one).
+When a step fails on a host, no new host starts; a failed migration stops
+the deploy whatever ``maxfail`` says (its database is shared).  The
+changeset is resolved once, locally, before any host starts: every host
+ends at the same changeset, even if someone pushes meanwhile.
 """
 
 import threading
 
 from mercurial.i18n import _
-from mercurial import error, logcmdutil, node as nodemod, pycompat
+from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import config, direction, migrations, rollback
+from . import config, direction, journal, migrations, rollback
 from .run import Run, report
-from .shell import ShellError, quote
+from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
 
 
@@ -75,11 +82,22 @@ def resolve(repo, env, rev=None):
     return repo[heads[0]]
 
 
+# The deploy, per batch of hosts: (phase, progress topic, which hosts).
+FLOW = (
+    (b'begin', _(b'preparing'), 'all'),
+    (b'migrate', _(b'migrating'), 'migrators'),
+    (b'update', _(b'updating'), 'others'),
+    (b'publish', _(b'reloading'), 'all'),
+)
+
+
 class Deploy(Run):
     """Deploy ``ctx`` to every host of ``env``."""
 
-    kind = b'deploy'
-    journaltail = 5  # enough to find the last deploy, as a rule
+    kind = journal.DEPLOY
+    # Journal lines read with the lock: enough to find the last deploy and
+    # the state it left, as a rule (a run writes two or three lines).
+    journaltail = 12
     hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
@@ -96,15 +114,12 @@ class Deploy(Run):
     def run(self):
         """Deploy to all hosts; return the list of :class:`HostResult`.
 
-        Every host is reached, locked and read before any host changes: a
-        host that is down (beyond ``maxfail``) stops the deploy with nothing
-        changed anywhere.  Then hosts go in batches of ``serial`` (all at
-        once by default); a batch starts only while the failures so far are
-        within ``maxfail``.  Ctrl-C starts no new host or step, lets running
-        steps finish within ``[envdeploy] grace`` seconds, then journals
-        ``interrupted`` and unlocks every host it still can.
+        Ctrl-C starts no new host or step, lets running steps finish
+        within ``[envdeploy] grace`` seconds, then journals ``interrupted``
+        and unlocks every host it still can.
         """
         results = [HostResult(h) for h in self.env.hosts]
+        self.groupresults(results)
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
             direction.guard(self, results)
@@ -116,11 +131,17 @@ class Deploy(Run):
                 for r in results if r.state is not None
             }
             if not self.dryrun:
-                for batch in batches(results, self.env.serial):
-                    self.foreach(batch, self._start, _(b'deploying'))
+                for batch in batches(self.migratorsfirst(results),
+                                     self.env.serial):
+                    for phase, topic, which in FLOW:
+                        hosts = self.select(batch, which)
+                        work = getattr(self, '_' + phase.decode('ascii'))
+                        self.foreach(hosts,
+                                     lambda r, w=work, p=phase: self._step(
+                                         r, w, p), topic)
             stopped = self.stopped.is_set()
-            self.foreach(results, lambda r: self._end(r, stopped),
-                         _(b'rolling back') if stopped else _(b'finishing'))
+            self._undo(results, stopped)
+            self.foreach(results, self._end, _(b'finishing'))
         except KeyboardInterrupt:
             for r in results:
                 if r.outcome in (b'pending', b'prepared'):
@@ -131,28 +152,57 @@ class Deploy(Run):
         return results
 
     def _counted(self, result):
-        """Count a failed host; stop the deploy past ``maxfail``."""
-        if result.ok or result.outcome == b'prepared':
+        """Count a failed host; stop the deploy past ``maxfail``, or when
+        the database its migration host migrates must go back."""
+        if result.ok or result.outcome in (b'prepared', b'pending'):
             return
         with self._countlock:
             self._failures += 1
-            if self._failures > self.env.maxfail:
+            if (self._failures > self.env.maxfail
+                    or result.failed == b'migrate' or migrated(result)):
                 self.stopped.set()
 
     def _prepare(self, result):
         self.guarded(result, self._reach)
         self._counted(result)
 
-    def _start(self, result):
-        if result.outcome != b'prepared':
+    def _step(self, result, work, phase):
+        """One phase on one host, if the host is still deploying."""
+        if result.outcome == b'prepared':
+            if self.stopped.is_set() or self.cancel.is_set():
+                return
+            result.outcome = b'pending'
+        if result.outcome != b'pending':
             return
-        if self.stopped.is_set() or self.cancel.is_set():
+        why = phase == b'update' and self.blocked(result)
+        if why:
             result.outcome = b'untouched'
-            result.message = _(b'not started: the deploy stopped')
+            result.message = why
             return
-        result.outcome = b'pending'
-        self.guarded(result, self._deploy)
+        if self.stopped.is_set():
+            if not result.changed:
+                result.outcome = b'untouched'
+                result.message = _(b'nothing changed: the deploy stopped')
+            return  # a changed host waits for the verdict (see _undo)
+        if self.cancel.is_set():
+            result.current = result.current or b'begin'
+            result.fail(result.current, _(b'interrupted before this step'))
+            result.outcome = b'interrupted'
+            return
+        self.guarded(result, work)
         self._counted(result)
+
+    def blocked(self, result):
+        """Why ``result``'s host must not take the new code, or None: its
+        database was not migrated."""
+        migrator = self.migrator(result)
+        if migrator is result or not self.env.migrate or migrator.converged:
+            return None
+        if any(s['name'] == 'migrate' and s['status'] == 0
+               for s in migrator.steps):
+            return None
+        return _(b'nothing changed: the migration host %s did not '
+                 b'migrate') % migrator.host.name
 
     def _reach(self, result):
         """Connect, lock, read the state; print the plan on a dry run."""
@@ -164,7 +214,8 @@ class Deploy(Run):
         result.dirty = result.state.dirty
         result.tonode = self.node
         if self.dryrun:
-            steps = self._stepscripts(session, result.state.present)
+            steps = self._stepscripts(session, result.state.present,
+                                      self.migrator(result) is result)
             self._plan(result, [(n, s and session.display(s))
                                 for n, s in steps])
         else:
@@ -172,82 +223,189 @@ class Deploy(Run):
 
     def _record(self, result):
         """The journal record, or None when there is nothing to say."""
-        if self.dryrun or result.outcome in (b'untouched', b'prepared'):
+        if self.dryrun or (result.outcome in (b'untouched', b'prepared')
+                           and not result.begun):
             return None
         if self.trigger:
             return self.record(result, trigger=self.trigger)
         return self.record(result)
 
-    def _stepscripts(self, session, have):
+    def _stepscripts(self, session, have, migrator=True):
         """The steps as (name, script); None for a step not configured."""
         pull = None
         if not have:
             pull = (b'pull', b'-r', self.node)
             if self.env.source:
                 pull += (b'--', self.env.source)
+        migrate = session.command(b'migrate') if migrator else None
         return [
             (b'pull', pull),
             (b'update', session.update(self.node)),
-            (b'migrate', session.command(b'migrate')),
+            (b'migrate', migrate),
             (b'reload', session.command(b'reload')),
             (b'check', session.command(b'check')),
         ]
 
-    def _deploy(self, result):
+    # -- the phases of FLOW, each on one host
+
+    def _begin(self, result):
+        """Pull, save manual edits, journal the run as begun."""
         session = result.session
         host = result.host
         state = result.state
-        steps = self._stepscripts(session, state.present)
+        if (state.present and state.parent == self.node and not state.dirty
+                and self._deployedhere(session)):
+            # Converge: nothing to change, but the health check runs.
+            self.say(host, _(b'already at %s') % self.node[:12])
+            result.converged = True
+            result.migrations.update(self.carried(session))
+            return
+        pull = self._stepscripts(session, state.present)[0][1]
         if state.dirty:
             result.patch = session.savepatch(self.id)
             self.say(host, _(b'manual edits to %s saved as %s/%s')
                      % (b', '.join(state.dirty), self.env.path, result.patch),
                      'warn')
-        if (state.present and state.parent == self.node and not state.dirty
-                and self._deployedhere(session)):
-            # Converge: nothing to change, but the health check runs.
-            self.say(host, _(b'already at %s') % self.node[:12])
-            steps = [s for s in steps if s[0] == b'check']
-            result.outcome = b'unchanged'
-        for name, script in steps:
-            if script is None:
-                continue
-            if self.cancel.is_set():
-                result.current = name
-                raise Interrupted()
-            if name == b'migrate':
-                if self._touched[state.parent]:
-                    # Read with the new code (it knows every app) before
-                    # the migrations run: what a rollback returns to.
-                    listing = session.migrations()
-                    if listing is not None:
-                        result.migrations['before'] = migrations.latest(
-                            listing)
-                else:
-                    result.migrations['unchanged'] = True
+        if pull is not None:
             try:
-                session.step(result, name, script, self.printer(host))
+                session.step(result, b'pull', pull, self.printer(host))
             except StepFailed as exc:
-                if name == b'pull' and b'unknown revision' in exc.output:
+                if b'unknown revision' in exc.output:
                     exc.message = (_(b'changeset %s is not in the source')
                                    % self.node[:12])
                     exc.hint = (_(b'push it there first (hg push -r %s)')
                                 % self.node[:12])
                 raise
-        if result.outcome == b'pending':
-            result.outcome = b'ok'
+
+    def _migrate(self, result):
+        """On the migration host: update, then migrate the database."""
+        if result.converged:
+            return
+        self._update(result)
+        session = result.session
+        host = result.host
+        script = session.command(b'migrate')
+        if script is None or result.outcome != b'pending':
+            return
+        found = result.migrations
+        found['on'] = host.spec
+        carried = self.carried(session)
+        if self._touched[result.state.parent] or carried.get('after') is None:
+            # Read with the new code (it knows every app) before the
+            # migrations run: what a rollback returns to.
+            listing = session.migrations()
+            if listing is not None:
+                found['before'] = migrations.latest(listing)
+                self.progress(result, {'migrations': {
+                    'on': host.spec, 'before': found['before']}})
+        else:
+            found['unchanged'] = True
+            found['before'] = carried['after']
+        try:
+            out = session.step(result, b'migrate', script, self.printer(host))
+        except StepFailed as exc:
+            self._migratefailed(result, exc.output)
+            raise
+        self._migrated(result, out)
+
+    def _migrated(self, result, output):
+        """After a successful migrate: what it applied, the state it left."""
+        found = result.migrations
+        done = migrations.progress(output)
+        if done is not None:
+            found['applied'] = done[0]
+        if done is not None and found.get('before') is not None:
+            found['after'] = migrations.advance(found['before'], done[0])
+            return
+        listing = result.session.migrations()  # not Django's output: read
+        found['after'] = listing and migrations.latest(listing)
+
+    def _migratefailed(self, result, output):
+        """After a failed migrate: read the state again, say what is left."""
+        found = result.migrations
+        done = migrations.progress(output)
+        if done is not None:
+            found['applied'] = done[0]
+            if done[1] and result.session.halfway(done[1]) is not False:
+                # Not atomic, or no transactional DDL: part of it may be
+                # in the database, and no rollback can tell.
+                found['halfway'] = [done[1]]
+        try:
+            listing = result.session.migrations()
+        except StepFailed:
+            listing = None
+        found['after'] = listing and migrations.latest(listing)
+
+    def _update(self, result):
+        """hg update, its hook journaling the run as begun (written ahead)."""
+        if result.converged:
+            return
+        session = result.session
+        record = self.header(result)
+        if self.trigger:
+            record['trigger'] = self.trigger
+        result.begun = True  # the end line follows whatever happens
+        try:
+            session.step(result, b'update', session.update(self.node, record),
+                         self.printer(result.host))
+        except StepFailed as exc:
+            if _HOOKFAILED in exc.output:
+                # Its hook could not write ahead: the update never began.
+                result.steps[-1]['name'] = 'journal'
+                exc.step = b'journal'
+                exc.message = _(b'could not write the journal: nothing '
+                                b'changed')
+            raise
+
+    def _publish(self, result):
+        """Reload and check (only check on a host already deployed)."""
+        session = result.session
+        names = (b'check',) if result.converged else (b'reload', b'check')
+        for name in names:
+            if self.cancel.is_set():
+                result.current = name
+                raise Interrupted()
+            script = session.command(name)
+            if script is not None:
+                session.step(result, name, script, self.printer(result.host))
+        result.outcome = b'unchanged' if result.converged else b'ok'
+        if self.migrator(result) is not result:
+            result.migrations.update(self.migrator(result).migrations)
+
+    # -- reading the journal read with the lock
 
     def _deployedhere(self, session):
         """Whether the journal says this changeset was deployed here.
 
         A clone updated by hand (or by envsetup) is at the changeset but
-        never migrated: it gets the full deploy.
+        never migrated: it gets the full deploy.  So does a host whose last
+        run never finished: nothing is inferred from it.
         """
-        records = session.tail or []
-        if len(records) >= self.journaltail and not _lastdeploy(records):
-            records = session.journal(tail=200)  # a run of failures
+        records = self.records(session)
+        if records and records[-1].get('outcome') == journal.UNFINISHED:
+            return False
         last = _lastdeploy(records)
         return last is not None and last.get('to') == self.node.decode('ascii')
+
+    def records(self, session):
+        records = session.tail or []
+        if (len(records) * 2 >= self.journaltail
+                and not _lastdeploy(records)):
+            records = session.journal(tail=400)  # a run of failures
+        return records
+
+    def carried(self, session):
+        """The migration state the last run on this host left, to carry
+        forward; ``{}`` when it is not known (or that run never ended)."""
+        for record in reversed(self.records(session)):
+            if record.get('outcome') == journal.UNFINISHED:
+                return {}
+            if record.get('outcome') in (journal.UNTOUCHED,
+                                         journal.UNREACHABLE):
+                continue
+            after = (record.get('migrations') or {}).get('after')
+            return {} if after is None else {'after': after}
+        return {}
 
     def _plan(self, result, steps):
         host = result.host
@@ -269,7 +427,7 @@ class Deploy(Run):
                     self.say(host, _(b'  pull: skipped, changeset present'))
                 continue
             if name in (b'migrate', b'reload', b'check'):
-                script = self.env.values[name]
+                script = self.env.command(name, host)
             elif name == b'pull' and self.env.source:
                 # Show the source as Mercurial shows URLs: no password.
                 script = script.replace(
@@ -278,51 +436,118 @@ class Deploy(Run):
             self.say(host, b'  %s: %s' % (name, script))
         result.outcome = b'planned'
 
-    def _end(self, result, stopped):
-        """Roll back if this host must go back; journal; unlock.
+    # -- the end: undo if needed, journal, unlock
+
+    def _undo(self, results, stopped):
+        """Roll back what must go back: migrations once, then the code.
 
         A host goes back when it failed after changing, or when the deploy
-        stopped (more failures than ``maxfail``) and it had changed.
+        stopped (more failures than ``maxfail``) and it had changed.  When
+        a migration host goes back, so does every host sharing its
+        database: the older schema wants the older code.
         """
-        session = result.session
-        if (not self.dryrun and session is not None and session.locked
-                and result.changed and self.env.onfailure == b'rollback'
-                and (stopped or not result.ok)):
-            self._undo(result)
-        if result.outcome == b'prepared':
+        if self.dryrun or self.env.onfailure != b'rollback':
+            return
+        undo = [r for r in results if r.changed and r.session is not None
+                and r.session.locked and (stopped or not r.ok)]
+        for r in list(undo):
+            if self.migrator(r) is r and migrated(r):
+                undo += [o for o in self.sharing(r, results)
+                         if o.changed and o not in undo
+                         and o.session is not None and o.session.locked]
+        if not undo:
+            return
+        for r in undo:
+            r.rollback = {'to': r.fromnode, 'steps': [], 'reverted': []}
+            if r.ok or r.outcome == b'pending':
+                r.outcome = b'rolledback'
+                r.message = _(b'the deploy failed on another host')
+            self.say(r.host, _(b'rolling back to %s')
+                     % (r.fromnode and r.fromnode[:12] or b'(empty)'), 'warn')
+        self.foreach([r for r in undo if self.migrator(r) is r],
+                     self._undomigrations, _(b'unmigrating'))
+        self.foreach(undo, self._undocode, _(b'rolling back'))
+
+    def _undomigrations(self, result):
+        """The migration host: this deploy's migrations back, verified."""
+        found = result.migrations
+        record = result.rollback
+        if not migrated(result):
+            return  # nothing was migrated
+        if found.get('before') is None:
+            self.say(result.host, _(b'no migration state recorded for the '
+                                    b'target: migrations left as they are'),
+                     'warn')
+            return
+        if rollback.attempt(self, result, record, rollback.revertmigrations,
+                            self, result, found['before'], record):
+            halfway = found.get('halfway') or ()
+            if halfway and record.get('outcome') != journal.PARTIAL:
+                # The state reads as restored; the database may not be.
+                rollback.verify(self, result, found['before'], record,
+                                halfway)
+        found['reverted'] = record['reverted']
+        if record.get('after') is not None:
+            found['after'] = record['after']
+
+    def _undocode(self, result):
+        """Every host to undo: the code back, reload, check."""
+        migrator = self.migrator(result)
+        record = result.rollback
+        theirs = migrator.rollback or {}
+        if theirs.get('outcome') == 'failed':
+            # The schema stayed ahead: so does the code that needs it.
+            if migrator is not result:
+                rollback.kept(self, result, record, _(
+                    b'the migrations of %s did not go back')
+                    % migrator.host.name)
+            else:
+                record['at'] = result.tonode if result.changed else None
+            return
+        if rollback.attempt(self, result, record, rollback.revertcode,
+                            self, result, result.fromnode, record):
+            if record.get('outcome') is None:
+                record['outcome'] = 'ok'
+        if theirs.get('outcome') == journal.PARTIAL and record.get(
+                'outcome') == 'ok':
+            record['outcome'] = journal.PARTIAL
+            record['message'] = theirs['message']
+        if result.outcome == b'rolledback' and record['outcome'] != 'ok':
+            result.outcome = b'partial' if record['outcome'] == \
+                journal.PARTIAL else b'failed'
+            result.failed = result.failed or b'rollback'
+        if migrator is not result:
+            result.migrations.update(migrator.migrations)
+
+    def _end(self, result):
+        if result.outcome == b'pending':
+            # Changed, then stopped by another host's failure, and left
+            # so (onfailure = stop).
+            result.fail(result.current, _(b'stopped after %s: the deploy '
+                                          b'failed on another host')
+                        % result.current)
+        elif result.outcome == b'prepared':
             result.outcome = b'untouched'
             result.message = _(b'not started: the deploy stopped')
+        elif result.outcome == b'untouched' and result.begun:
+            result.message = result.message or _(b'nothing changed')
         self.finish(result, self._record(result))
 
-    def _undo(self, result):
-        host = result.host
-        before = result.migrations.get('before')
-        if result.migrations.get('unchanged'):
-            before = {}  # no migration file changed: nothing to revert
-        result.rollback = {'to': result.fromnode, 'steps': [], 'reverted': []}
-        if result.ok:
-            result.outcome = b'rolledback'
-            result.message = _(b'the deploy failed on another host')
-        self.say(host, _(b'rolling back to %s')
-                 % (result.fromnode and result.fromnode[:12] or b'(empty)'),
-                 'warn')
-        try:
-            rollback.revert(self, result, result.fromnode, before,
-                            result.rollback, check=False)
-            result.rollback['outcome'] = 'ok'
-        except (StepFailed, ShellError) as exc:
-            result.rollback['outcome'] = 'failed'
-            msg = getattr(exc, 'message', pycompat.bytestr(str(exc)))
-            result.rollback['message'] = msg
-            result.message += _(b'; ROLLBACK FAILED: %s') % msg
-            self.say(host, _(b'rollback FAILED: %s') % msg, 'warn',
-                     b'envdeploy.failed')
+
+# What hg says when the update's journal hook (target.update) failed.
+_HOOKFAILED = b'preupdate.envdeploy hook'
+
+
+def migrated(result):
+    """Whether this run changed the database of ``result``'s host."""
+    found = result.migrations
+    return bool(found.get('applied') or found.get('halfway'))
 
 
 def _lastdeploy(records):
     """The newest record that left its host deployed, or None."""
     for record in reversed(records):
-        if record.get('outcome') in ('ok', 'unchanged'):
+        if record.get('outcome') in journal.DEPLOYED:
             return record
     return None
 
@@ -352,7 +577,15 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
 
 
 def batches(items, serial):
-    """Split ``items`` by ``serial``: b'' (one batch), b'N' or b'N%'."""
+    """Split ``items`` by ``serial``: b'' (one batch), b'N' or b'N%'.
+
+    >>> batches([1, 2, 3, 4, 5], b'')
+    [[1, 2, 3, 4, 5]]
+    >>> batches([1, 2, 3, 4, 5], b'2')
+    [[1, 2], [3, 4], [5]]
+    >>> batches([1, 2, 3, 4, 5], b'25%')
+    [[1, 2], [3, 4], [5]]
+    """
     if not serial:
         return [items]
     if serial.endswith(b'%'):

@@ -7,12 +7,22 @@
 
 """The deploy journal: ``.hg/envdeploy/journal.jsonl`` in the target repository.
 
-One JSON object per line, appended after every deploy (successful or not),
-never rewritten.  Format version 1; every record has at least:
+One JSON object per line, appended, never rewritten.  A run writes ahead:
+before it changes anything on a host it appends a ``begin`` line (id, who,
+from and to changeset, the saved patch); the migration host adds a
+``migrating`` line with the state it read just before migrating; the end of
+the run appends the complete record (``phase: end``).  A run whose ``end``
+line is missing never finished (its session was lost, its client killed):
+:func:`runs` gives it the outcome ``unfinished``, and nothing is inferred
+from it.  Format 1 (before write-ahead) had only complete lines.
 
-``v``         format version (1)
-``id``        the run's id, shared by all hosts of one deploy
-``kind``      ``deploy`` (later: ``rollback``, ``autorollback``)
+Every line has ``v`` (format version, 2), ``id`` (the run's id, shared by
+all hosts of one run) and ``phase`` (``begin``, ``migrating``, ``end``);
+a complete record has at least:
+
+``kind``      ``deploy`` or ``rollback`` (the automatic rollback of a failed
+              deploy is part of its deploy's record: ``rollback``)
+``role``      the host's role (``ENV.hosts.ROLE``), or null
 ``env``       environment name; ``branch`` its branch
 ``host``      the host entry as written in hgrc (``local`` for local)
 ``user``      who deployed (Mercurial username); ``client`` from which machine
@@ -21,14 +31,19 @@ never rewritten.  Format version 1; every record has at least:
 ``to``        full hash deployed
 ``dirty``     files with manual edits found before the update
 ``patch``     where those edits were saved (relative to the repository), or null
-``migrations`` when ``migrate`` is set: ``before`` (app -> latest applied
-              migration, or ``zero``, read just before migrating), or
-              ``unchanged: true`` when no migration file changed; rollbacks
-              add ``reverted`` (``app.name``, in the order unapplied)
-``rollback``  on a deploy rolled back: ``to``, ``outcome``, ``steps``,
-              ``reverted``
+``migrations`` when ``migrate`` is set: ``on`` (the host that migrated
+              the environment's database), ``before`` (app -> latest
+              applied migration, or ``zero``, read just before migrating;
+              absent when no migration file changed and the state was
+              carried forward), ``applied`` (``app.name``, in the order
+              applied), ``reverted`` (in the order unapplied) and ``after``:
+              the state the run left, read or carried forward; null when it
+              is not known
+``rollback``  on a deploy rolled back: ``to``, ``outcome`` (``ok``,
+              ``partial``: the schema was not restored, ``failed``),
+              ``steps``, ``reverted``, ``message``
 ``steps``     list of ``{"name", "status", "duration"}`` in the order run
-``outcome``   ``ok``, ``unchanged`` (already there), or ``failed``
+``outcome``   one of :data:`OUTCOMES`
 ``failed``    name of the failing step, when ``outcome`` is ``failed``
 ``message``   a one-line explanation, when there is one
 ``trigger``   on a deploy started by a push (the hooks): ``hook``
@@ -46,24 +61,56 @@ import json
 
 from .shell import quote
 
-VERSION = 1
+VERSION = 2
 DIRECTORY = b'.hg/envdeploy'
 JOURNAL = DIRECTORY + b'/journal.jsonl'
 
+# The phases of a run's lines.
+BEGIN = 'begin'
+MIGRATING = 'migrating'
+END = 'end'
 
-def encode(record):
+# Kinds of run.
+DEPLOY = 'deploy'
+ROLLBACK = 'rollback'
+
+# Outcomes of a host in a run: the one vocabulary of the journal, the
+# summary and -T json.
+OK = 'ok'  # deployed (or rolled back) as asked
+UNCHANGED = 'unchanged'  # already there: only the check ran, and passed
+PLANNED = 'planned'  # a dry run: nothing changed
+FAILED = 'failed'  # a step failed (``rollback`` says what was undone)
+ROLLEDBACK = 'rolledback'  # changed, then rolled back (verified) because
+# another host failed
+PARTIAL = 'partial'  # rolled back, but the schema is NOT as it was
+INTERRUPTED = 'interrupted'  # Ctrl-C
+UNTOUCHED = 'untouched'  # nothing changed on this host
+UNREACHABLE = 'unreachable'  # never reached: nothing changed
+UNFINISHED = 'unfinished'  # read back only: a run without its end line
+OUTCOMES = (OK, UNCHANGED, PLANNED, FAILED, ROLLEDBACK, PARTIAL, INTERRUPTED,
+            UNTOUCHED, UNREACHABLE, UNFINISHED)
+# What left its host deployed at ``to``.
+DEPLOYED = (OK, UNCHANGED)
+
+
+def encode(record, phase=END):
     """One journal line (ASCII-only JSON, no newline inside)."""
-    record = dict(record, v=VERSION)
+    record = dict(record, v=VERSION, phase=phase)
     return json.dumps(record, sort_keys=True, ensure_ascii=True).encode('ascii')
 
 
-def appendscript(record):
-    """Shell that appends ``record``; run with the target repo as cwd."""
+def appendscript(record, phase=END):
+    """Shell that appends ``record``; run with the target repo as cwd.
+
+    ``tee`` writes, not the shell's own ``printf``: when the disk is full
+    it says so (dash's printf only says "I/O error").
+    """
     return (
         b'mkdir -p %(dir)s && '
         b'{ if [ -s %(j)s ] && [ -n "$(tail -c 1 %(j)s)" ]; then echo; fi; '
-        b"printf '%%s\\n' %(line)s; } >> %(j)s"
-        % {b'dir': DIRECTORY, b'j': JOURNAL, b'line': quote(encode(record))}
+        b"printf '%%s\\n' %(line)s; } | tee -a %(j)s >/dev/null"
+        % {b'dir': DIRECTORY, b'j': JOURNAL,
+           b'line': quote(encode(record, phase))}
     )
 
 
@@ -91,3 +138,55 @@ def parse(data):
             continue
         records.append(record)
     return records, damaged
+
+
+def runs(lines):
+    """One record per run from journal lines, oldest first.
+
+    The lines of a run are merged (its ``end`` line is complete on its
+    own); a run without an ``end`` line gets the outcome ``unfinished``.
+
+    >>> [(r['id'], r['outcome']) for r in runs([
+    ...     {'v': 1, 'id': 'a', 'outcome': 'ok'},
+    ...     {'v': 2, 'id': 'b', 'phase': 'begin', 'from': 'x'},
+    ...     {'v': 2, 'id': 'b', 'phase': 'end', 'outcome': 'failed'},
+    ...     {'v': 2, 'id': 'c', 'phase': 'begin', 'from': 'y'},
+    ...     {'v': 2, 'id': 'c', 'phase': 'migrating',
+    ...      'migrations': {'before': {'bar': '0003'}}}])]
+    [('a', 'ok'), ('b', 'failed'), ('c', 'unfinished')]
+    >>> runs([{'v': 2, 'id': 'c', 'phase': 'begin', 'from': 'y'},
+    ...       {'v': 2, 'id': 'c', 'phase': 'migrating',
+    ...        'migrations': {'before': {'bar': '0003'}}}])[0]['migrations']
+    {'before': {'bar': '0003'}}
+    """
+    merged = {}
+    order = []
+    for line in lines:
+        key = line.get('id')
+        phase = line.get('phase', END)
+        record = merged.get(key)
+        if record is None or record.get('phase') == END:
+            # Format 1 had no phases: every line a run of its own.
+            key = (key, len(order))
+            record = merged[key] = {}
+            order.append(key)
+            if line.get('id') is not None:
+                merged[line.get('id')] = record
+        if phase == END:
+            record.clear()
+            record.update(line)
+            continue
+        found = dict(record.get('migrations') or {})
+        found.update(line.get('migrations') or {})
+        record.update(line)
+        if found:
+            record['migrations'] = found
+        record['outcome'] = UNFINISHED
+    return [merged[k] for k in order]
+
+
+def unfinished(lines):
+    """The id of the newest run when it has no end line, else None."""
+    if lines and lines[-1].get('phase', END) != END:
+        return lines[-1].get('id')
+    return None

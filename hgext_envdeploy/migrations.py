@@ -34,6 +34,11 @@ ZERO = 'zero'
 _MANAGE = re.compile(br'^(?P<manage>.*\bmanage\.py)\s+migrate\b')
 _APPLIED = re.compile(r'^\s+\[(?P<mark>[X ])\]\s+(?P<name>\S+)')
 _IRREVERSIBLE = re.compile(r'in (?P<migration>[\w]+\.[\w]+) is not reversible')
+# Django's migrate output: "  Applying bar.0004_x... OK" (and Unapplying).
+_APPLYING = re.compile(r'^\s*(?P<verb>Applying|Unapplying) '
+                       r'(?P<app>\w+)\.(?P<name>\w+)\.\.\.(?P<ok> OK)?')
+_MIGRATE_OUTPUT = re.compile(r'^(Running migrations:|\s+No migrations to apply)',
+                             re.M)
 _EXPLICIT = re.compile(r'^(?P<app>[A-Za-z_]\w*)\.(?P<target>zero|\d+\w*)$')
 
 
@@ -164,3 +169,115 @@ def irreversible(output):
     """The migration Django refused to reverse, from its output, or None."""
     m = _IRREVERSIBLE.search(output.decode('utf-8', 'replace'))
     return m and m.group('migration')
+
+
+def progress(output):
+    """What a ``migrate`` run did, from Django's output.
+
+    ``(done, current)``: the migrations applied (or unapplied) to the end,
+    ``app.name`` in order, and the one it was in when it stopped (None).
+    ``None`` when the output is not Django's (another framework, ``-v 0``).
+
+    >>> progress(b'Operations to perform:\\n  Apply all migrations: bar\\n'
+    ...          b'Running migrations:\\n  Applying bar.0004_x... OK\\n'
+    ...          b'  Applying bar.0005_y...Traceback (most recent call last):')
+    (['bar.0004_x'], 'bar.0005_y')
+    >>> progress(b'Operations to perform:\\n  Apply all migrations: bar\\n'
+    ...          b'Running migrations:\\n  No migrations to apply.\\n')
+    ([], None)
+    >>> progress(b'done') is None
+    True
+    """
+    text = output.decode('utf-8', 'replace')
+    if not _MIGRATE_OUTPUT.search(text):
+        return None
+    done, current = [], None
+    for line in text.splitlines():
+        m = _APPLYING.match(line)
+        if not m:
+            continue
+        name = '%s.%s' % (m.group('app'), m.group('name'))
+        if m.group('ok'):
+            done.append(name)
+            current = None
+        else:
+            current = name
+    return done, current
+
+
+def advance(state, applied):
+    """``state`` after applying ``applied`` (``app.name``, in order).
+
+    >>> advance({'bar': '0003_c', 'foo': 'zero'}, ['foo.0001_a', 'bar.0004_d'])
+    {'bar': '0004_d', 'foo': '0001_a'}
+    """
+    state = dict(state)
+    for name in applied:
+        app, migration = name.split('.', 1)
+        state[app] = migration
+    return state
+
+
+def differences(listing, wanted):
+    """How the database (``listing``) differs from the ``wanted`` state.
+
+    A list of ``app.name still applied`` / ``app.name missing``; empty when
+    they agree.
+
+    >>> listing = {'bar': [('0001_a', True), ('0002_b', True), ('0003_c', False)]}
+    >>> differences(listing, {'bar': '0001_a'})
+    ['bar.0002_b still applied']
+    >>> differences(listing, {'bar': '0003_c'})
+    ['bar.0003_c missing']
+    >>> differences(listing, {'bar': '0002_b', 'gone': 'zero'})
+    []
+    """
+    found = []
+    for app, want in sorted(wanted.items()):
+        migrations = listing.get(app)
+        if migrations is None:
+            continue  # an app the code no longer has: nothing to compare
+        names = [name for name, _done in migrations]
+        keep = 0 if want == ZERO else (
+            names.index(want) + 1 if want in names else len(names))
+        for name, done in migrations[:keep]:
+            if not done:
+                found.append('%s.%s missing' % (app, name))
+        for name, done in migrations[keep:]:
+            if done:
+                found.append('%s.%s still applied' % (app, name))
+    return found
+
+
+# Asks Django whether a migration could stop halfway: it is not atomic, or
+# the database has no transactional DDL (MySQL).  Names are \w+ (from
+# Django's own output), so they go into the code as they are.
+_PROBE = (
+    "from django.db import connections as c;"
+    "from django.db.migrations.loader import MigrationLoader as L;"
+    "d=c['default'];m=L(d,ignore_no_migrations=True).disk_migrations"
+    ".get(('%s','%s'));"
+    "print('envdeploy-probe', int(bool(d.features.can_rollback_ddl)),"
+    " int(bool(getattr(m,'atomic',True))))"
+)
+_PROBED = re.compile(br'^envdeploy-probe ([01]) ([01])$', re.M)
+_NAME = re.compile(r'^\w+\.\w+$')
+
+
+def probecommand(env, name):
+    """The command asking Django about migration ``name``, or None."""
+    manage = _django(env)
+    if not manage or not _NAME.match(name):
+        return None
+    app, migration = name.split('.', 1)
+    return b'%s shell -c %s' % (
+        manage, quote((_PROBE % (app, migration)).encode('ascii')))
+
+
+def parseprobe(output):
+    """Whether the probed migration may have stopped halfway, or None."""
+    m = _PROBED.search(output)
+    if not m:
+        return None
+    ddl, atomic = m.group(1) == b'1', m.group(2) == b'1'
+    return not (ddl and atomic)

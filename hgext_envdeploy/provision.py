@@ -27,7 +27,8 @@ from mercurial.utils import urlutil
 from . import config, deploy, journal
 from .shell import quote
 from .status import (
-    lastline, lockscript, onhosts, parselock, plural, prefixed, sections,
+    lastline, lockinfo, lockscript, onhosts, plural, prefixed,
+    sections,
 )
 
 DEFAULT_SETTINGS = b'local_settings.py'
@@ -323,7 +324,7 @@ def _unique(items):
 
 OK, FAILED, SKIPPED = b'ok', b'failed', b'skipped'
 CHECKS = (b'connect', b'hg', b'path', b'source', b'requiredfiles', b'lock',
-          b'workingcopy')
+          b'journal', b'workingcopy')
 
 
 def preflight(ui, repo, name, rev=None, opts=None):
@@ -375,12 +376,13 @@ def preflight(ui, repo, name, rev=None, opts=None):
                 add(b'path', FAILED, _(b'%s is not a Mercurial repository')
                     % env.path, _(b'move it away and run \'hg envsetup %s\'')
                     % env.name)
-            for check in (b'source', b'requiredfiles', b'lock',
+            for check in (b'source', b'requiredfiles', b'lock', b'journal',
                           b'workingcopy'):
                 add(check, SKIPPED, _(b'needs the repository'))
             return
         session.enter()
-        parts = [(b'lock', lockscript())]
+        parts = [(b'lock', lockscript()),
+                 (b'last', b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL)]
         if required:
             parts.append((b'required', _missingscript(required)))
         if hgok:
@@ -427,13 +429,28 @@ def preflight(ui, repo, name, rev=None, opts=None):
         else:
             add(b'requiredfiles', OK, _(b'none required'))
 
-        holder = parselock(found[b'lock'][1])
+        holder, running = lockinfo(found[b'lock'][1])
         if holder:
             add(b'lock', FAILED, _(b'locked by %s') % holder,
                 _(b'wait for that deploy to end; if it is dead, deploy with '
                   b'--break-lock'))
         else:
             add(b'lock', OK, _(b'free'))
+
+        last, _damaged = journal.parse(found[b'last'][1])
+        unfinished = journal.unfinished(last)
+        if unfinished and pycompat.sysbytes(unfinished) != running:
+            begun = journal.runs(last)[-1]
+            add(b'journal', FAILED, _(b'run %s (env%s by %s) never finished: '
+                                      b'its end was never recorded')
+                % (pycompat.sysbytes(unfinished),
+                   pycompat.sysbytes(begun.get('kind') or '?'),
+                   pycompat.sysbytes(begun.get('user') or '?')),
+                _(b'the next deploy reads the real migration state; '
+                  b'hg envrollback %s returns to the state before that run')
+                % env.name)
+        else:
+            add(b'journal', OK, _(b'last run finished'))
 
         if hgok:
             dirty = prefixed(found[b'dirty'][1]).get(b'file', [])

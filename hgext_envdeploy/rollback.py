@@ -23,61 +23,137 @@ deployment left is the ``before`` of the record that followed it.
 """
 
 from mercurial.i18n import _
-from mercurial import error, logcmdutil, node as nodemod
+from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import config, migrations
+from . import config, journal, migrations
 from .run import Run, report
+from .shell import ShellError
 from .target import HostResult, StepFailed
 
-OK = ('ok', 'unchanged')
+OK = journal.DEPLOYED
 
 
-def revert(run, result, node, state, record, check=True):
-    """Migrations back to ``state``, code to ``node``, reload (and check).
+def revertmigrations(run, result, state, record):
+    """Unapply migrations back to ``state``, with the current code; verify.
 
-    ``record`` receives the steps run (``steps``) and the migrations
-    unapplied (``reverted``, as ``app.name``, in the order unapplied).
-    Raises StepFailed; a migration that cannot be reversed stops the
-    rollback before the code is touched, with the schema put back.
+    Runs on the migration host only, while the newer code (which holds the
+    migration files) is still checked out.  ``record`` receives the steps
+    (``steps``), the migrations unapplied (``reverted``), the state read
+    afterwards (``after``) and, when the database is not at ``state``
+    after all, ``outcome: partial`` and a ``message`` naming what is left.
+    A migration that cannot be reversed raises StepFailed (``outcome:
+    failed``), with the schema migrated forward again: the code must then
+    stay where it is.
     """
     session = result.session
     host = result.host
     output = run.printer(host)
-    if state:
-        listing = session.migrations()
-        plan = migrations.plan(listing or {}, state)
-        for app, migration, undo in plan:
-            run.say(host, _(b'unapplying %s')
-                    % b', '.join(b'%s.%s' % (app.encode(), n.encode())
-                                 for n in undo))
-            try:
-                session.step(result, b'unmigrate',
-                             migrations.rollbackcommand(session.env, app,
-                                                        migration),
-                             output, record=record['steps'])
-            except StepFailed as exc:
-                # Put the schema back where the checked-out code expects it,
-                # so the host stays as it was before the rollback.
-                forward = session.command(b'migrate')
-                if forward:
-                    session.run(forward, output=output)
-                name = migrations.irreversible(exc.output)
-                if name:
-                    exc.message = (_(b'migration %s cannot be reversed')
-                                   % name.encode())
-                exc.hint = _(b'the rollback stopped before touching the code; '
-                             b'code and schema are as they were')
-                raise
-            record['reverted'].extend('%s.%s' % (app, n) for n in undo)
-    elif state is None and session.env.migrate:
-        run.say(host, _(b'no migration state recorded for the target: '
-                        b'migrations left as they are'), 'warn')
+    listing = session.migrations()
+    if listing is None:
+        return
+    for app, migration, undo in migrations.plan(listing, state):
+        run.say(host, _(b'unapplying %s')
+                % b', '.join(b'%s.%s' % (app.encode(), n.encode())
+                             for n in undo))
+        try:
+            out = session.step(result, b'unmigrate',
+                               migrations.rollbackcommand(session.env, app,
+                                                          migration),
+                               output, record=record['steps'])
+        except StepFailed as exc:
+            _putback(run, result, listing, record, exc)
+            raise
+        done = migrations.progress(out)
+        record['reverted'].extend(
+            done[0] if done else ['%s.%s' % (app, n) for n in undo])
+    verify(run, result, state, record)
+
+
+def _putback(run, result, listing, record, exc):
+    """A migration would not go back: migrate forward again, so that the
+    schema fits the code still checked out, and say how that went."""
+    session = result.session
+    name = migrations.irreversible(exc.output)
+    if name:
+        exc.message = (_(b'migration %s cannot be reversed')
+                       % name.encode())
+    forward = session.command(b'migrate')
+    if forward:
+        session.run(forward, output=run.printer(result.host))
+    record['outcome'] = 'failed'
+    record['message'] = exc.message
+    exc.hint = _(b'the rollback stopped before touching the code; '
+                 b'code and schema are as they were')
+    try:
+        left = session.migrations()
+    except (StepFailed, ShellError):
+        left = None
+    if left is None:
+        return
+    record['after'] = migrations.latest(left)
+    missing = migrations.differences(left, migrations.latest(listing))
+    if missing:
+        record['outcome'] = journal.PARTIAL
+        record['message'] = exc.message + _(b'; schema NOT restored: %s') % (
+            pycompat.sysbytes(', '.join(missing)))
+        exc.hint = _(b'the code was not touched; the schema is neither as it '
+                     b'was nor as wanted: repair it by hand')
+
+
+def verify(run, result, state, record, halfway=()):
+    """Read the migration state again; compare it with ``state``."""
+    listing = result.session.migrations()
+    record['after'] = migrations.latest(listing)
+    left = migrations.differences(listing, state)
+    left += ['%s stopped halfway (it is not atomic, or the database has no '
+             'transactional DDL)' % name for name in halfway]
+    if left:
+        record['outcome'] = journal.PARTIAL
+        record['message'] = _(b'schema NOT restored: %s') % pycompat.sysbytes(
+            ', '.join(left))
+        run.say(result.host, record['message'], 'warn', b'envdeploy.failed')
+
+
+def revertcode(run, result, node, record, check=True):
+    """Put the code back at ``node``, then reload and check.
+
+    An empty working copy (``node`` None: a first deploy went back) gets
+    no reload and no check: there is nothing there to serve.
+    """
+    session = result.session
+    output = run.printer(result.host)
     session.step(result, b'update', session.update(node), output,
                  record=record['steps'])
+    record['at'] = node
+    if not node:
+        return
     for name in (b'reload', b'check') if check else (b'reload',):
         script = session.command(name)
         if script:
             session.step(result, name, script, output, record=record['steps'])
+
+
+def attempt(run, result, record, work, *args):
+    """``work(*args)``; a failure goes into ``record`` (and is said)."""
+    try:
+        work(*args)
+    except (StepFailed, ShellError, error.Abort) as exc:
+        if record.get('outcome') not in ('failed', journal.PARTIAL):
+            record['outcome'] = 'failed'
+            record['message'] = getattr(exc, 'message', None) or \
+                pycompat.bytestr(str(exc))
+        run.say(result.host, _(b'rollback FAILED: %s') % record['message'],
+                'warn', b'envdeploy.failed')
+        return False
+    return True
+
+
+def kept(run, result, record, why):
+    """``result``'s code stays: the schema it needs could not go back."""
+    record['outcome'] = 'failed'
+    record['message'] = _(b'code kept: %s') % why
+    if result.changed:
+        record['at'] = result.tonode
 
 
 def deployments(records):
@@ -108,9 +184,14 @@ def deployments(records):
 def stateafter(records, index):
     """The migration state deployment ``index`` left, when recorded.
 
-    ``{}`` (nothing to revert) when every later record says no migration
-    file changed; None when nothing tells.
+    A record of format 2 says it (``migrations.after``).  Older records:
+    the ``before`` of the next record that read it; ``{}`` (nothing to
+    revert) when every later record says no migration file changed; None
+    when nothing tells.
     """
+    found = records[index].get('migrations') or {}
+    if found.get('after') is not None:
+        return found['after']
     unchanged = True
     for record in records[index + 1 :]:
         found = record.get('migrations') or {}
@@ -120,10 +201,36 @@ def stateafter(records, index):
     return {} if unchanged else None
 
 
-class Rollback(Run):
-    """Return every host of ``env`` to an earlier deployment."""
+def beforeunfinished(records):
+    """``(node, state)`` found before the newest run, which never ended.
 
-    kind = b'rollback'
+    Its ``from``, and the migration state it read before migrating, else
+    the state the run before it left.  None when the newest run ended.
+    """
+    if not records or records[-1].get('outcome') != journal.UNFINISHED:
+        return None
+    last = records[-1]
+    node = last.get('from')
+    state = (last.get('migrations') or {}).get('before')
+    if state is None:
+        for index in range(len(records) - 2, -1, -1):
+            if records[index].get('outcome') in OK:
+                state = stateafter(records, index)
+                break
+    return (node.encode('ascii') if node else None), state
+
+
+class Rollback(Run):
+    """Return every host of ``env`` to an earlier deployment.
+
+    Phases: every host locked and read (journal, revision; the migration
+    state on the migration host) and its target computed; if every host
+    agrees (or ``--force``): each journals the run as begun; the
+    migrations go back once per database, on its migration host with the
+    newer code; then the code on every host; reload, check.
+    """
+
+    kind = journal.ROLLBACK
 
     def __init__(self, ui, env, settings, node=None, toid=None,
                  explicit=None, force=False, dryrun=False, breaklock=False):
@@ -136,21 +243,26 @@ class Rollback(Run):
 
     def run(self):
         results = [HostResult(h) for h in self.env.hosts]
+        self.groupresults(results)
         proceed = False
         try:
             self.foreach(results, lambda r: self.guarded(r, self._prepare),
                          _(b'reading'))
             proceed = self._agree(results)
             if proceed and not self.dryrun:
-                self.foreach(results,
-                             lambda r: self.guarded(r, self._rollback),
+                self.foreach(results, lambda r: self.guarded(r, self._begin),
+                             _(b'preparing'))
+                self.foreach(self.select(results, 'migrators'),
+                             lambda r: self.guarded(r, self._migrations),
+                             _(b'unmigrating'))
+                self.foreach(results, lambda r: self.guarded(r, self._code),
                              _(b'rolling back'))
         finally:
             for r in results:
                 if r.outcome == b'pending':
                     r.outcome = b'untouched'
-                    r.message = _(b'not rolled back')
-                journaled = proceed and not self.dryrun
+                    r.message = r.message or _(b'not rolled back')
+                journaled = proceed and not self.dryrun and r.begun
                 self.finish(r, self.record(r) if journaled else None)
         return results
 
@@ -162,23 +274,29 @@ class Rollback(Run):
         state = session.state(self.node or nodemod.nullhex)
         result.fromnode = state.parent
         result.dirty = state.dirty
-        listing = session.migrations()
+        result.state = state
+        migrator = self.migrator(result) is result
+        listing = session.migrations() if migrator else None
         if listing is not None:
+            result.migrations['on'] = result.host.spec
             result.migrations['before'] = migrations.latest(listing)
         node, wanted = self._target(records)
         if self.explicit:
-            if listing is None:
+            if migrator and listing is None:
                 raise StepFailed(b'plan', _(b'--migration given, but this '
                                             b'environment has no migrate'))
-            wanted = {app: migrations.resolve(listing, app, target)
-                      for app, target in self.explicit.items()}
+            if listing is not None:
+                wanted = {app: migrations.resolve(listing, app, target)
+                          for app, target in self.explicit.items()}
         elif wanted is None and listing is not None:
             raise StepFailed(
-                b'plan', _(b'no recorded migration state for %s') % node[:12],
+                b'plan', _(b'no recorded migration state for %s')
+                % (node or b'(empty)')[:12],
                 hint=_(b'give the target with --migration APP.NNNN'))
         result.tonode = node
         result.wanted = wanted
-        result.plan = migrations.plan(listing, wanted) if wanted else []
+        result.plan = migrations.plan(listing, wanted) if (
+            listing is not None and wanted) else []
         result.outcome = b'planned'
 
     def _target(self, records):
@@ -201,6 +319,9 @@ class Rollback(Run):
                         and record.get('outcome') in OK):
                     return self.node, stateafter(records, index)
             return self.node, None
+        before = beforeunfinished(records)
+        if before is not None:
+            return before
         stack = deployments(records)
         if len(stack) < 2:
             raise StepFailed(b'plan', _(b'no earlier deployment in the '
@@ -217,7 +338,8 @@ class Rollback(Run):
             steps = [b'%s.%s' % (app.encode(), n.encode())
                      for app, _m, undo in r.plan for n in undo]
             self.say(r.host, _(b'at %s, back to %s%s')
-                     % ((r.fromnode or b'(empty)')[:12], r.tonode[:12],
+                     % ((r.fromnode or b'(empty)')[:12],
+                        (r.tonode or b'(empty)')[:12],
                         _(b', unapplying %s') % b', '.join(steps)
                         if steps else b''))
         bad = [r for r in results if r.outcome != b'planned']
@@ -232,7 +354,7 @@ class Rollback(Run):
             return False
         return True
 
-    def _rollback(self, result):
+    def _begin(self, result):
         if result.outcome != b'planned':
             return
         result.outcome = b'pending'
@@ -241,12 +363,49 @@ class Rollback(Run):
             self.say(result.host, _(b'manual edits to %s saved as %s/%s')
                      % (b', '.join(result.dirty), self.env.path,
                         result.patch), 'warn')
-        record = {'steps': result.steps, 'reverted': []}
+        self.begin(result)
+
+    def _migrations(self, result):
+        """The migration host: the schema back, with the newer code."""
+        if result.outcome != b'pending':
+            return
+        if result.wanted is None:
+            if self.env.migrate:
+                self.say(result.host, _(b'no migration state recorded for '
+                                        b'the target: migrations left as '
+                                        b'they are'), 'warn')
+            return
+        record = result.undo = {'steps': result.steps, 'reverted': []}
         try:
-            revert(self, result, result.tonode, result.wanted, record)
+            revertmigrations(self, result, result.wanted, record)
         finally:
             result.migrations['reverted'] = record['reverted']
-        result.outcome = b'ok'
+            if record.get('after') is not None:
+                result.migrations['after'] = record['after']
+
+    def _code(self, result):
+        if result.outcome != b'pending':
+            return
+        migrator = self.migrator(result)
+        if migrator.outcome not in (b'pending', b'ok', b'partial'):
+            result.message = _(b'nothing changed: the migrations of %s did '
+                               b'not go back') % migrator.host.name
+            return  # stays pending: untouched, journaled
+        record = {'steps': result.steps, 'reverted': []}
+        revertcode(self, result, result.tonode, record)
+        undo = getattr(migrator, 'undo', None) or {}
+        if undo.get('outcome') == journal.PARTIAL:
+            # The code went back, but the schema is not what it was.
+            result.outcome = b'partial'
+            result.message = undo['message']
+        if migrator is not result:
+            result.migrations.update(
+                {k: v for k, v in migrator.migrations.items()
+                 if k in ('on', 'after', 'reverted')})
+        elif 'after' not in result.migrations and result.wanted is not None:
+            result.migrations['after'] = result.wanted
+        if result.outcome == b'pending':
+            result.outcome = b'ok'
 
 
 def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),

@@ -21,7 +21,7 @@ import time
 from mercurial.i18n import _
 from mercurial import error, node as nodemod, pycompat
 
-from . import fanout, target, transport
+from . import fanout, journal, target, transport
 from .shell import Shell, ShellError
 from .target import HostSession, Interrupted, StepFailed
 
@@ -67,6 +67,32 @@ class Run:
         with self._outlock:
             getattr(self.ui, method)(b'%s: %s\n' % (host.name, msg),
                                      label=label)
+
+    # -- the hosts that share a database
+
+    def groupresults(self, results):
+        """Index ``results`` by host, for :meth:`migrator`."""
+        self._byspec = {r.host.spec: r for r in results}
+
+    def migrator(self, result):
+        """The result of the host that migrates ``result``'s database."""
+        return self._byspec[self.env.migrationhost(result.host).spec]
+
+    def sharing(self, result, results):
+        """The other results whose database ``result``'s host migrates."""
+        return [r for r in results
+                if r is not result and self.migrator(r) is result]
+
+    def migratorsfirst(self, results):
+        """``results`` with the migration host first (the first batch)."""
+        return sorted(results, key=lambda r: self.migrator(r) is not r)
+
+    def select(self, results, which):
+        """The ``results`` a phase runs on: ``all``, ``migrators``, ``others``."""
+        if which == 'all':
+            return results
+        mine = which == 'migrators'
+        return [r for r in results if (self.migrator(r) is r) == mine]
 
     def printer(self, host):
         def output(line):
@@ -114,7 +140,8 @@ class Run:
         session.enter()
         if not self.dryrun:
             session.lock(target.holder(self.user, self.client, self.kind,
-                                       self.env.name), self.breaklock,
+                                       self.env.name, self.id),
+                         self.breaklock,
                          self.journaltail, self.hgserver)
         return session
 
@@ -135,7 +162,9 @@ class Run:
             result.fail(result.current or b'plan', exc.message, hint=exc.hint)
         except Exception as exc:
             # A bug or an unexpected library error stays with its host: the
-            # other hosts go on, and the summary names it.
+            # other hosts go on, and the summary names it (--traceback
+            # shows where).
+            self.ui.traceback()
             result.fail(result.current or b'internal',
                         _(b'unexpected error: %s') % pycompat.bytestr(
                             '%s: %s' % (type(exc).__name__, exc)))
@@ -143,6 +172,19 @@ class Run:
             self.say(result.host, _(b'FAILED at %s: %s')
                      % (result.failed or b'connection', result.message),
                      'warn', b'envdeploy.failed')
+
+    def begin(self, result):
+        """Journal ``result``'s run as begun, before it changes anything."""
+        record = self.header(result)
+        if getattr(self, 'trigger', None):
+            record['trigger'] = self.trigger
+        result.session.append(record, phase=journal.BEGIN)
+        result.begun = True
+
+    def progress(self, result, fields):
+        """Journal a line of ``result``'s run in progress (``migrating``)."""
+        result.session.append(dict(fields, id=self.id),
+                              phase=journal.MIGRATING)
 
     def finish(self, result, record):
         """Journal ``record`` (unless dry run), unlock, disconnect."""
@@ -162,7 +204,11 @@ class Run:
         try:
             if session.locked and record is not None:
                 session.append(record, unlock=True)
-        except (StepFailed, ShellError) as exc:
+        except StepFailed as exc:
+            self.say(result.host, exc.message, 'warn', b'envdeploy.failed')
+            if result.ok:
+                result.fail(b'journal', _(b'could not write the journal'))
+        except ShellError as exc:
             self.say(result.host, _(b'could not write the journal: %s')
                      % pycompat.bytestr(str(exc)), 'warn', b'envdeploy.failed')
             if result.ok:
@@ -173,26 +219,33 @@ class Run:
             result.session = None
             result.duration = time.time() - result.started
 
-    def record(self, result, **extra):
-        """The journal record of ``result`` (format in journal.py)."""
-        record = {
+    def header(self, result):
+        """What a journal record says from the start (the begin line)."""
+        return {
             'id': self.id,
             'kind': self.kind,
             'env': self.env.name,
             'branch': self.env.branch,
             'host': result.host.spec,
+            'role': result.host.role,
             'user': self.user,
             'client': self.client,
             'started': target.isotime(result.started),
-            'finished': target.isotime(time.time()),
-            'duration': round(time.time() - result.started, 3),
             'from': result.fromnode,
             'to': result.tonode,
             'dirty': result.dirty,
             'patch': result.patch,
+        }
+
+    def record(self, result, **extra):
+        """The journal record of ``result`` (format in journal.py)."""
+        record = self.header(result)
+        record.update({
+            'finished': target.isotime(time.time()),
+            'duration': round(time.time() - result.started, 3),
             'steps': result.steps,
             'outcome': result.outcome,
-        }
+        })
         if result.migrations:
             record['migrations'] = result.migrations
         if result.failed:
@@ -209,14 +262,16 @@ def report(ui, env, results, opts, what):
     with ui.formatter(b'envdeploy', opts) as fm:
         for r in results:
             fm.startitem()
-            fm.data(env=env.name, host=r.host.name,
+            fm.data(env=env.name, host=r.host.name, role=r.host.role or b'',
                     outcome=r.outcome, node=r.tonode or b'',
                     fromnode=r.fromnode or b'', failed=r.failed or b'',
                     message=r.message, duration=round(r.duration, 3),
-                    final=_final(r) or b'')
+                    final=_final(r) or b'',
+                    rollback=pycompat.bytestr((r.rollback or {}).get(
+                        'outcome') or b''))
             if fm.isplain():
                 label = b'envdeploy.ok' if r.ok else b'envdeploy.failed'
-                fm.plain(b'%s: %s\n' % (r.host.name, _describe(r, what)),
+                fm.plain(b'%s: %s\n' % (r.host.label, _describe(r, what)),
                          label=label)
     bad = [r for r in results if not r.ok]
     if not bad:
@@ -237,10 +292,14 @@ def report(ui, env, results, opts, what):
         what, env.name, verb, len(failed), len(results),
         b', '.join(b'%s (%s)' % (r.host.name, r.failed or r.outcome)
                    for r in failed))
-    undone = [r for r in results if r.rollback is not None]
+    undone = [r for r in results if _rollback(r) == 'ok']
     if undone:
         msg += _(b'; rolled back: %s') % b', '.join(
             r.host.name for r in undone)
+    partial = [r for r in results if _rollback(r) == journal.PARTIAL]
+    if partial:
+        msg += _(b'; schema NOT restored: %s') % b', '.join(
+            r.host.name for r in partial)
     untouched = [r for r in results if r.outcome == b'untouched']
     if untouched:
         msg += _(b'; untouched: %s') % b', '.join(
@@ -248,16 +307,22 @@ def report(ui, env, results, opts, what):
     raise error.Abort(msg)
 
 
+def _rollback(r):
+    """The outcome of ``r``'s rollback (``ok``, ``partial``, ``failed``)."""
+    if r.outcome == b'partial':
+        return journal.PARTIAL
+    return (r.rollback or {}).get('outcome')
+
+
 def _final(r):
     """The revision the host ended at, when this run knows it."""
-    if r.rollback is not None:
-        if r.rollback.get('outcome') == 'ok':
-            return r.rollback['to'] or nodemod.nullhex
-        return None
+    if r.rollback is not None and 'at' in r.rollback:
+        return r.rollback['at'] or nodemod.nullhex
     if r.outcome in (b'ok', b'unchanged'):
         return r.tonode
     if not r.changed:
-        return r.fromnode
+        return r.fromnode or (nodemod.nullhex if r.state is not None
+                              else None)
     if any(s['name'] == 'update' and s['status'] == 0 for s in r.steps):
         return r.tonode
     return None
@@ -269,22 +334,43 @@ _PHRASES = {
 }
 
 
+def _short(node):
+    return node[:12] if node else b'(empty)'
+
+
 def _describe(r, what):
-    short = lambda n: n[:12] if n else b'(empty)'
     if r.outcome == b'ok':
-        return _PHRASES[what][0] % (short(r.tonode), r.duration)
+        return _PHRASES[what][0] % (_short(r.tonode), r.duration)
     if r.outcome == b'planned':
-        return _PHRASES[what][1] % short(r.tonode)
+        return _PHRASES[what][1] % _short(r.tonode)
     if r.outcome == b'unchanged':
-        return _(b'already at %s, check passed (%.1fs)') % (short(r.tonode),
+        return _(b'already at %s, check passed (%.1fs)') % (_short(r.tonode),
                                                           r.duration)
     if r.outcome == b'unreachable':
         return _(b'unreachable: %s') % r.message
     if r.outcome == b'untouched':
         return _(b'untouched: %s') % r.message
     final = _final(r)
-    where = _(b'now at %s') % short(final) if final else _(b'state unknown')
+    if final:
+        where = _(b'now at %s') % _short(final)
+    elif r.nothingchanged:
+        where = _(b'nothing changed')
+    else:
+        where = _(b'state unknown')
+    undo = b''
+    outcome = _rollback(r)
+    if outcome == 'ok':
+        undo = _(b'rolled back; ')
+    elif outcome is not None:
+        undo = _(b'ROLLBACK %s: %s; ') % (
+            _(b'PARTIAL') if outcome == journal.PARTIAL else _(b'FAILED'),
+            r.rollback.get('message') or b'?')
     if r.outcome == b'rolledback':
         return _(b'rolled back (%s), %s') % (r.message, where)
-    return _(b'FAILED at %s: %s; %s') % (r.failed or r.outcome, r.message,
-                                         where)
+    if r.outcome == b'partial':
+        return _(b'ROLLBACK PARTIAL: %s; %s') % (
+            (r.rollback or {}).get('message') or r.message, where)
+    if r.failed == b'path' or r.failed == b'lock':
+        where = _(b'nothing changed')
+    return _(b'FAILED at %s: %s; %s%s') % (r.failed or r.outcome, r.message,
+                                           undo, where)

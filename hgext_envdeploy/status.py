@@ -67,8 +67,8 @@ def onhosts(ui, pairs, work, settings, topic):
     if any(not env.islocal for env, _host in pairs):
         sshcontext = transport.SSHContext(ui, settings)
     rows = [
-        {'env': env.name, 'host': host.name, 'reachable': True,
-         'error': b'', 'hint': None}
+        {'env': env.name, 'host': host.name, 'role': host.role or b'',
+         'label': host.label, 'reachable': True, 'error': b'', 'hint': None}
         for env, host in pairs
     ]
 
@@ -164,10 +164,17 @@ def lockscript():
 
 def parselock(output):
     """The lock holder's description, or b'' when the lock is free."""
+    return lockinfo(output)[0]
+
+
+def lockinfo(output):
+    """``(description, run id)`` of the lock holder; ``(b'', None)`` when
+    the lock is free."""
     first, _sep, info = output.partition(b'\n')
     if first != b'locked':
-        return b''
-    return lock.describe(lock.readinfo(info))
+        return b'', None
+    info = lock.readinfo(info)
+    return lock.describe(info), info.get(b'run')
 
 
 def tobytes(value):
@@ -269,7 +276,8 @@ def _readstatus(showmigrations):
                         b"desc:{desc|firstline}\\n'" % session.hg),
             (b'dirty', b"%s status -mard -T 'file:{path}\\n'" % session.hg),
             (b'lock', lockscript()),
-            (b'last', b'tail -n 1 %s 2>/dev/null' % journal.JOURNAL),
+            # The lines of the last run: its begin line is among them.
+            (b'last', b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL),
         ])
         status, out = found.get(b'parent', (1, b''))
         if status:
@@ -286,19 +294,27 @@ def _readstatus(showmigrations):
                    targetbranch=parent.get(b'branch', [b''])[0] if node
                    else b'')
         row['dirty'] = prefixed(found[b'dirty'][1]).get(b'file', [])
-        row['locked'] = parselock(found[b'lock'][1])
+        row['locked'], running = lockinfo(found[b'lock'][1])
         last, _damaged = journal.parse(found[b'last'][1])
-        row['last'] = last[-1] if last else None
+        runs = journal.runs(last)
+        row['last'] = runs[-1] if runs else None
+        # A run without its end line, unless it is the one running now.
+        unfinished = journal.unfinished(last)
+        if unfinished and pycompat.sysbytes(unfinished) != running:
+            row['unfinished'] = pycompat.sysbytes(unfinished)
         row['record'] = None
         if node:
             _status, out = session.run(
                 b'grep -F -- %s %s 2>/dev/null | tail -n %d'
                 % (quote(node), journal.JOURNAL, _JOURNAL_MATCHES))
             records, _damaged = journal.parse(out)
-            row['record'] = _deployment(records, pycompat.sysstr(node))
+            row['record'] = _deployment(journal.runs(records),
+                                        pycompat.sysstr(node))
         row['migrations'] = None
         row['migrationerror'] = b''
-        if showmigrations and node and migrations.statecommand(env):
+        # One database, one reading: on the host that migrates it.
+        if (showmigrations and node and migrations.statecommand(env)
+                and env.migrationhost(session.host) is session.host):
             try:
                 listing = session.migrations()
             except StepFailed as exc:
@@ -369,6 +385,9 @@ def _describerecord(record):
         'rollback', 'autorollback') else _(b'deployed')
     text = _(b'%s %s by %s') % (verb, rec.get(b'finished') or b'?',
                                 rec.get(b'user') or b'?')
+    if record.get('outcome') == journal.UNFINISHED:
+        return _(b'put there by an unfinished %s started %s by %s') % (
+            kind, rec.get(b'started') or b'?', rec.get(b'user') or b'?')
     if record.get('outcome') not in ('ok', 'unchanged'):
         text += _(b' (%s %s)') % (kind, rec.get(b'outcome') or b'?')
     return text
@@ -379,7 +398,7 @@ _UNREAD = {
     'node': b'', 'desc': b'', 'targetbranch': b'', 'record': None,
     'last': None, 'dirty': [], 'locked': b'', 'migrations': None,
     'migrationerror': b'', 'pending': None, 'newmigrations': [],
-    'read': False,
+    'read': False, 'unfinished': b'', 'role': b'',
 }
 
 
@@ -391,6 +410,8 @@ def _writestatus(ui, fm, env, branch, row):
     fm.data(
         env=env.name,
         host=row['host'],
+        role=row['role'],
+        unfinished=row['unfinished'],
         reachable=row['reachable'],
         error=row['error'],
         node=node,
@@ -408,7 +429,7 @@ def _writestatus(ui, fm, env, branch, row):
     )
     if not fm.isplain():
         return
-    host = row['host']
+    host = row['label']
     bad = b'envdeploy.failed'
     if not row['reachable']:
         fm.plain(_(b'  %s: unreachable: %s\n') % (host, row['error']),
@@ -448,7 +469,15 @@ def _writestatus(ui, fm, env, branch, row):
     fm.plain(b'  %s: %s\n' % (host, text),
              label=b'envdeploy.ok' if pending == 0 else b'')
     last = row['last']
-    if (last and last.get('outcome') == 'failed'
+    if row['unfinished']:
+        rec = tobytes(last)
+        fm.plain(_(b'    last %s UNFINISHED (run %s, %s by %s, to %s): its end '
+                   b'was never recorded; the next deploy or rollback reads '
+                   b'the real state\n') % (
+            KINDS.get(last.get('kind'), rec.get(b'kind') or b'?'),
+            row['unfinished'], rec.get(b'started') or b'?',
+            rec.get(b'user') or b'?', short(rec.get(b'to'))), label=bad)
+    elif (last and last.get('outcome') == 'failed'
             and last.get('id') != (record or {}).get('id')):
         rec = tobytes(last)
         fm.plain(_(b'    last %s FAILED at %s, %s by %s: %s\n') % (
@@ -467,8 +496,10 @@ def _writestatus(ui, fm, env, branch, row):
     if row['locked']:
         fm.plain(_(b'    locked by %s\n') % row['locked'], label=bad)
     if row['migrations']:
-        fm.plain(_(b'    migrations not applied: %s\n')
-                 % b', '.join(row['migrations']), label=bad)
+        fm.plain(_(b'    migrations not applied%s: %s\n')
+                 % (b'' if len(env.hosts) == 1 or env.migrateall else
+                    _(b' (the database of %s)') % env.name,
+                    b', '.join(row['migrations'])), label=bad)
     elif row['migrationerror']:
         fm.plain(_(b'    migrations: cannot read (%s)\n')
                  % row['migrationerror'])
@@ -575,7 +606,8 @@ def envlog(ui, repo, name, limit=None, hostname=None, opts=None):
     def work(session, row):
         enter(session)
         _status, out = session.run(journal.readscript())
-        row['records'], row['damaged'] = journal.parse(out)
+        lines, row['damaged'] = journal.parse(out)
+        row['records'] = journal.runs(lines)
 
     rows = onhosts(ui, [(env, h) for h in hosts], work, settings,
                    _(b'reading journals'))

@@ -56,6 +56,9 @@ class HostResult:
         self.current = None
         self.migrations = {}
         self.rollback = None
+        self.undo = None  # the migration host's own rollback record
+        self.converged = False  # already deployed: only the check runs
+        self.begun = False  # the journal has this run's begin line
         self.state = None
         self.wanted = None
         self.plan = []
@@ -66,6 +69,11 @@ class HostResult:
     @property
     def ok(self):
         return self.outcome in (b'ok', b'unchanged', b'planned')
+
+    @property
+    def nothingchanged(self):
+        """Whether this run left the host exactly as it found it."""
+        return not self.changed and self.patch is None
 
     @property
     def changed(self):
@@ -250,6 +258,15 @@ class HostSession:
         return State(None if parent == nodemod.nullhex else parent,
                      dirty, present)
 
+    def halfway(self, name):
+        """Whether migration ``name`` (``app.name``), which failed, may have
+        left part of itself in the database; None when it cannot tell."""
+        command = migrations.probecommand(self.env, name)
+        if not command:
+            return None
+        status, out = self.run(b'sh -c %s' % quote(command))
+        return migrations.parseprobe(out) if not status else None
+
     def migrations(self):
         """The migration listing (see migrations.parse), or None."""
         command = migrations.statecommand(self.env)
@@ -267,7 +284,9 @@ class HostSession:
         return self._records(out)
 
     def _records(self, out):
+        """The runs in journal output (see journal.runs)."""
         records, damaged = journal.parse(out)
+        records = journal.runs(records)
         if damaged:
             self.say(self.host, _(b'journal: skipped %d damaged lines')
                      % damaged, 'warn')
@@ -304,25 +323,39 @@ class HostSession:
         self.say(self.host, _(b'%s ok (%.1fs)') % (name, duration))
         return out
 
-    def update(self, node):
-        """The update step: hg arguments, as every hg step is."""
-        return (b'update', b'-C', b'-r', node or b'null')
+    def update(self, node, begin=None):
+        """The update step: hg arguments, as every hg step is.
+
+        With ``begin`` (a journal record), the update's own ``preupdate``
+        hook appends it as the run's begin line: written ahead, right
+        before the working copy changes, by the hg process already
+        running (no shell round trip, no second hg start); if it cannot
+        be written, the update does not happen.
+        """
+        args = (b'update', b'-C', b'-r', node or b'null')
+        if begin is None:
+            return args
+        record = {k: _jsonable(v) for k, v in begin.items()}
+        hook = journal.appendscript(record, journal.BEGIN)
+        return args[:1] + (b'--config', b'hooks.preupdate.envdeploy=' + hook
+                           ) + args[1:]
 
     def command(self, name):
-        """An administrator's command (migrate, reload, check), or None."""
-        command = self.env.values[name]
+        """An administrator's command (migrate, reload, check), or None:
+        the host's role's own where it has one."""
+        command = self.env.command(name, self.host)
         # Run as written, in its own sh: a typo cannot unbalance the session.
         return b'sh -c %s' % quote(command) if command else None
 
-    def append(self, record, unlock=False):
+    def append(self, record, unlock=False, phase=None):
         """Append ``record`` to the journal; StepFailed when it cannot.
 
         With ``unlock``, release the lock in the same round trip (even when
-        the journal cannot be written).
+        the journal cannot be written).  ``phase``: see journal.py.
         """
         record = {k: _jsonable(v) for k, v in record.items()}
         self.hgserver.stop()
-        self.shell.send(journal.appendscript(record))
+        self.shell.send(journal.appendscript(record, phase or journal.END))
         if unlock and self.locked:
             self.shell.send(lock.RELEASE, subshell=False)
             status, out = self.shell.result()
@@ -357,10 +390,11 @@ def _jsonable(value):
     return value
 
 
-def holder(user, client, kind, envname):
+def holder(user, client, kind, envname, runid):
     return {
         b'user': user,
         b'client': client,
         b'since': pycompat.sysbytes(isotime(time.time())),
-        b'command': b'env%s %s' % (kind, envname),
+        b'command': b'env%s %s' % (pycompat.sysbytes(kind), envname),
+        b'run': runid,  # an unfinished journal run is not one still running
     }

@@ -43,12 +43,21 @@ def environment(name, **keys):
     return "\n".join(lines) + "\n"
 
 
-def journal(target):
+def journal_lines(target):
+    """The journal's lines as written (begin, migrating and end lines)."""
     path = os.path.join(target, ".hg", "envdeploy", "journal.jsonl")
     if not os.path.exists(path):
         return []
     with open(path) as fp:
         return [json.loads(line) for line in fp if line.strip()]
+
+
+def journal(target):
+    """One record per run, as the extension reads them back: a run whose
+    end line is missing has the outcome "unfinished"."""
+    from hgext_envdeploy.journal import runs
+
+    return runs(journal_lines(target))
 
 
 def parent(hgenv, target):

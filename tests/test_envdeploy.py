@@ -33,7 +33,7 @@ def test_local_deploy_updates_migrates_and_journals(hgenv, central_repo, tmp_pat
     assert migrations(target) == ALL
     assert f"local: deployed {staging[:12]}" in r.out
     [record] = journal(target)
-    assert record["v"] == 1
+    assert record["v"] == 2 and record["phase"] == "end"
     assert record["kind"] == "deploy" and record["outcome"] == "ok"
     assert record["env"] == "staging" and record["host"] == "local"
     assert record["from"] is None and record["to"] == staging
@@ -288,7 +288,7 @@ def test_deploy_two_hosts_over_ssh(hgenv, central_repo, sshd_hosts, remote_dir):
     path = os.path.join(remote_dir, "project")
     targets = ssh_targets(hgenv, central_repo, sshd_hosts, [h0, h1], path)
     hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
-        "staging", hosts=f"{h0.spec}, {h1.spec}", path=path, migrate=MIGRATE,
+        "staging", hosts=f"{h0.spec}, {h1.spec}", path=path, migrate=MIGRATE, migrateon="all",
         reload="touch reloaded", check="hostname > checked"))
 
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)

@@ -123,7 +123,9 @@ def test_disk_full_while_writing_the_journal(hgenv, central_repo, small_disk):
     filler = os.path.join(small_disk, "filler")
     hgenv.write_hgrc(central_repo, environment(
         "staging", path=target, onfailure="stop",
-        check=f"cat /dev/zero > '{filler}' 2>/dev/null; true"))
+        # The journal's last page filled too (its begin line is there): a torn line.
+        check=f"cat /dev/zero > '{filler}' 2>/dev/null; "
+        "cat /dev/zero >> .hg/envdeploy/journal.jsonl 2>/dev/null; true"))
 
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
 

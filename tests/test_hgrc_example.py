@@ -17,8 +17,15 @@ def test_every_environment_and_setting_of_the_example_loads():
     settings = config.settings(ui)
 
     assert set(envs) == {b"staging", b"live"}
-    assert [h.spec for h in envs[b"live"].hosts] == [
-        b"deploy@web1.example.com", b"deploy@web2.example.com:2222"]
+    assert [(h.spec, h.role) for h in envs[b"live"].hosts] == [
+        (b"deploy@web1.example.com", None), (b"deploy@web2.example.com:2222", None),
+        (b"deploy@worker1.example.com", b"worker")]
+    live = envs[b"live"]
+    web1, _web2, worker = live.hosts
+    assert live.migrationhost(worker) is web1
+    assert live.command(b"reload", worker) == b"sudo systemctl restart celery"
+    assert live.command(b"check", worker) == b""
+    assert live.command(b"reload", web1) == b"touch deploy/wsgi.py"
     assert envs[b"live"].environ == {b"DJANGO_SETTINGS_MODULE": b"mysite.settings.live"}
     assert envs[b"live"].serial == b"1"
     assert settings[b"hostkeys"] == b"strict" and settings[b"cmdserver"] is True

@@ -247,8 +247,8 @@ def test_journal_line_reads_back_as_the_same_record(tmp_path_factory, fields, di
 
     expected = {k: [_text(d) for d in v] if k == "dirty" else
                 v if k == "steps" else _text(v) for k, v in record.items()}
-    assert first == dict(expected, v=journal.VERSION)
-    assert second == dict(expected, v=journal.VERSION, id="second")
+    assert first == dict(expected, v=journal.VERSION, phase=journal.END)
+    assert second == dict(expected, v=journal.VERSION, phase=journal.END, id="second")
     # One record per line, whatever the values held.
     assert len((repo / ".hg/envdeploy/journal.jsonl").read_bytes().split(b"\n")) == 3
     _no_canary()

@@ -8,6 +8,7 @@ import pytest
 
 from djangoproject import add_migration
 from envtools import (
+    journal_lines,
     MIGRATE, clone_target, commit_on, environment, head, journal, migrations,
     parent, ssh_settings, ssh_targets,
 )
@@ -179,7 +180,9 @@ def test_failed_check_rolls_back_schema_and_code(hgenv, central_repo, site):
     first = parent(hgenv, site)
     change, [n4] = add(4)
     commit_on(hgenv, central_repo, "staging", "add 0004", change)
-    hgenv.write_hgrc(central_repo, "[environments]\nstaging.check = exit 7\n")
+    # Fails with the new code only: the rollback's own check passes.
+    hgenv.write_hgrc(central_repo, "[environments]\n"
+                     "staging.check = ! grep -q f0004 bar/models.py || exit 7\n")
 
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
 
@@ -218,7 +221,7 @@ def test_second_host_failing_rolls_back_the_first(hgenv, central_repo, sshd_host
     path = os.path.join(remote_dir, "project")
     t0, t1 = ssh_targets(hgenv, central_repo, sshd_hosts, [h0, h1], path)
     hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
-        "staging", hosts=f"{h0.spec}, {h1.spec}", path=path, migrate=MIGRATE,
+        "staging", hosts=f"{h0.spec}, {h1.spec}", path=path, migrate=MIGRATE, migrateon="all",
         check="test ! -f broken || exit 1"))
     hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
     first = parent(hgenv, t0)
@@ -246,7 +249,7 @@ def test_hosts_that_disagree_need_force(hgenv, central_repo, sshd_hosts, remote_
     a = commit_on(hgenv, central_repo, "staging", "a", change)
     b = commit_on(hgenv, central_repo, "staging", "b", lambda r: (r / "b").write_text("b"))
     hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
-        "staging", hosts=f"{h0.spec}, {h1.spec}", path=path, migrate=MIGRATE)
+        "staging", hosts=f"{h0.spec}, {h1.spec}", path=path, migrate=MIGRATE, migrateon="all")
         + f"one.branch = staging\none.path = {path}\none.hosts = {h0.spec}\n"
         f"one.migrate = {MIGRATE}\n")
     # host0 went base -> a -> b, host1 went base -> b: different previous deployments.
@@ -275,14 +278,19 @@ def test_code_only_change_skips_the_migration_state(hgenv, central_repo, site):
     commit_on(hgenv, central_repo, "staging", "code only",
               lambda repo: (repo / "views.py").write_text("# no migration\n"))
 
-    r = hgenv.hg("envdeploy", "staging", "--config", "environments.staging.check=exit 1",
-                 cwd=central_repo)
+    r = hgenv.hg("envdeploy", "staging", "--config",
+                 "environments.staging.check=test ! -f views.py", cwd=central_repo)
 
     assert r.rc != 0
     record = journal(site)[-1]
-    # No migration file changed: no Django start to read the state, and the
-    # rollback reverts the code only, without a warning.
-    assert record["migrations"] == {"unchanged": True}
+    # No migration file changed: no Django start to read the state (it is
+    # carried forward from the last deploy), and the rollback reverts the
+    # code only, without a warning.
+    assert record["migrations"]["unchanged"] is True
+    assert record["migrations"]["before"] == record["migrations"]["after"] == {
+        "bar": "0003_bar_created"}
+    assert [l["phase"] for l in journal_lines(site) if l["id"] == record["id"]] == [
+        "begin", "end"]
     assert record["rollback"]["outcome"] == "ok"
     assert record["rollback"]["reverted"] == []
     assert "no migration state recorded" not in r.text

@@ -45,7 +45,7 @@ def test_status_never_deployed_up_to_date_behind_and_unreachable(
     path = os.path.join(remote_dir, "project")
     t0, t1, t2 = ssh_targets(hgenv, central_repo, sshd_hosts, [h0, h1, h2], path)
     hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts, "connecttimeout = 3\n")
-                     + environment("staging", path=path, migrate=MIGRATE,
+                     + environment("staging", path=path, migrate=MIGRATE, migrateon="all",
                                    hosts=f"{h0.spec} {h1.spec} {h2.spec} {UNREACHABLE}"))
     first = head(hgenv, central_repo, "staging")
     hgenv.hg("envdeploy", "staging", "--config",
