@@ -195,12 +195,8 @@ class Deploy(Run):
         session = result.session
         host = result.host
         state = result.state
+        session.saveedits(result, self.id, self.repo)  # before the steps
         steps = self._stepscripts(session, state.present)
-        if state.dirty:
-            result.patch = session.savepatch(self.id)
-            self.say(host, _(b'manual edits to %s saved as %s/%s')
-                     % (b', '.join(state.dirty), self.env.path, result.patch),
-                     'warn')
         if (state.present and state.parent == self.node and not state.dirty
                 and self._deployedhere(session)):
             # Converge: nothing to change, but the health check runs.

@@ -190,6 +190,7 @@ class Run:
             'to': result.tonode,
             'dirty': result.dirty,
             'patch': result.patch,
+            'untracked': result.untracked,
             'steps': result.steps,
             'outcome': result.outcome,
         }
