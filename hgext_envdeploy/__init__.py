@@ -325,8 +325,16 @@ What a deploy does on each host
    ``locktimeout`` seconds, then fail naming who holds it.
    ``--break-lock`` removes a lock by force, after showing its holder and
    asking (without a terminal, ``-y`` answers yes).
-2. Records the target's revision and manual edits; edits are saved as a
-   patch under ``.hg/envdeploy/patches/`` before they are discarded.
+2. Records the target's revision and manual edits.  Before they are
+   discarded, edits are saved as ``.hg/envdeploy/patches/ID.patch`` (``ID``
+   is the run's id; binary files, modes, ``hg add``, ``hg rm`` and files
+   deleted without it included), and the untracked or ignored files the
+   update would replace by tracked ones into
+   ``.hg/envdeploy/patches/ID/untracked/``; the deploy names both.  On the
+   target, in the repository, ``hg import --no-commit
+   .hg/envdeploy/patches/ID.patch`` brings every edit back (files added with
+   ``hg add`` are moved to ``patches/ID/added/`` before the update, so that
+   the import can create them again).
    When a host is at a changeset this repository does not have (pull
    first), or at a descendant of NODE (the deploy would go backwards),
    the deploy stops before any host changes, naming every such host;

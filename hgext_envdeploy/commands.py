@@ -60,9 +60,11 @@ def envdeploy(ui, repo, env, **opts):
     On every host of ENV (in parallel, at most ``[envdeploy] concurrency``
     at a time, one SSH connection each; on this machine when ENV has no
     hosts): take the deploy lock, save manual edits of the target's working
-    copy as a patch under its ``.hg/envdeploy/patches/``, pull the
-    changeset, ``hg update -C`` to it, run ``migrate``, ``reload`` and
-    ``check``, and append what happened to the target's journal.
+    copy as a patch under its ``.hg/envdeploy/patches/`` (``hg import
+    --no-commit PATCH`` brings them back), and the untracked files the
+    update would replace beside it, pull the changeset, ``hg update -C`` to
+    it, run ``migrate``, ``reload`` and ``check``, and append what happened
+    to the target's journal.
 
     The changeset is the single head of the environment's branch in this
     repository, or REV, which must be on that branch.  A host already at

@@ -12,11 +12,14 @@ parallel, over the one shell session each host has for the whole run::
 
   reach    every host: connect, enter path, lock, read the state
            (nothing changes anywhere until every host was reached)
-  begin    every host of the batch: pull, save manual edits, journal the
-           run as begun (written ahead: a lost session leaves a record)
+  begin    every host of the batch: save manual edits (and untracked
+           files the update would overwrite), pull
   migrate  the migration host (``migrateon``): update, read the migration
            state with the new code, migrate -- once per database
   update   the other hosts of the batch: update
+
+Each update journals the run as begun first, from its own ``preupdate``
+hook: written ahead, so that a lost session leaves a record.
   publish  every host of the batch: reload, check
 
 then, once every started host has finished (so that the verdict is known
@@ -249,7 +252,7 @@ class Deploy(Run):
     # -- the phases of FLOW, each on one host
 
     def _begin(self, result):
-        """Pull, save manual edits, journal the run as begun."""
+        """Save what the update would discard; pull."""
         session = result.session
         host = result.host
         state = result.state
@@ -261,11 +264,7 @@ class Deploy(Run):
             result.migrations.update(self.carried(session))
             return
         pull = self._stepscripts(session, state.present)[0][1]
-        if state.dirty:
-            result.patch = session.savepatch(self.id)
-            self.say(host, _(b'manual edits to %s saved as %s/%s')
-                     % (b', '.join(state.dirty), self.env.path, result.patch),
-                     'warn')
+        session.saveedits(result, self.id, self.repo)  # before the update
         if pull is not None:
             try:
                 session.step(result, b'pull', pull, self.printer(host))

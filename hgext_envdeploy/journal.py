@@ -30,7 +30,11 @@ a complete record has at least:
 ``from``      full hash the target was at before (null: empty working copy)
 ``to``        full hash deployed
 ``dirty``     files with manual edits found before the update
-``patch``     where those edits were saved (relative to the repository), or null
+``patch``     where those edits were saved (relative to the repository), or null;
+              ``hg import --no-commit PATCH`` in the repository brings them back
+``untracked`` files the target's parent did not track (unknown, ignored, or
+              added with ``hg add``) that the update would overwrite, saved
+              under ``.hg/envdeploy/patches/ID/untracked/``; ``[]`` when none
 ``migrations`` when ``migrate`` is set: ``on`` (the host that migrated
               the environment's database), ``before`` (app -> latest
               applied migration, or ``zero``, read just before migrating;

@@ -358,11 +358,7 @@ class Rollback(Run):
         if result.outcome != b'planned':
             return
         result.outcome = b'pending'
-        if result.dirty:
-            result.patch = result.session.savepatch(self.id)
-            self.say(result.host, _(b'manual edits to %s saved as %s/%s')
-                     % (b', '.join(result.dirty), self.env.path,
-                        result.patch), 'warn')
+        result.session.saveedits(result, self.id)
         self.begin(result)
 
     def _migrations(self, result):

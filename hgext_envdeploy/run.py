@@ -235,6 +235,7 @@ class Run:
             'to': result.tonode,
             'dirty': result.dirty,
             'patch': result.patch,
+            'untracked': result.untracked,
         }
 
     def record(self, result, **extra):

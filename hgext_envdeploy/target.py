@@ -9,9 +9,9 @@
 
 A :class:`HostSession` wraps the host's :class:`~.shell.Shell` (already in
 the target repository after :meth:`HostSession.enter`): lock, read the
-state, save manual edits, run a step, append to the journal, unlock.  The
-deploy and the rollback orchestrate these; they never build the shell
-snippets themselves.  A failing operation raises :class:`StepFailed`.
+state, save what an update would discard (see :mod:`.edits`), run a step,
+append to the journal, unlock.  The deploy and the rollback orchestrate
+these; they never build the shell snippets themselves.  A failing operation raises :class:`StepFailed`.
 """
 
 import time
@@ -19,7 +19,7 @@ import time
 from mercurial.i18n import _
 from mercurial import node as nodemod, pycompat
 
-from . import cmdserver, journal, lock, migrations
+from . import cmdserver, edits, journal, lock, migrations
 from .shell import ShellError, quote
 
 
@@ -52,6 +52,7 @@ class HostResult:
         self.tonode = None
         self.dirty = []
         self.patch = None
+        self.untracked = []  # saved: the update would have overwritten them
         self.steps = []
         self.current = None
         self.migrations = {}
@@ -92,22 +93,31 @@ class HostResult:
 
 
 class State:
-    """The target repository as found: parent, edits, changesets present."""
+    """The target repository as found: parent, edits, changesets present.
 
-    def __init__(self, parent, dirty, present):
+    ``dirty`` lists every edited file; ``added`` and ``deleted`` (missing
+    without ``hg rm``) repeat those of two kinds that saving treats apart.
+    """
+
+    def __init__(self, parent, dirty, present, added=(), deleted=()):
         self.parent = parent
         self.dirty = dirty
         self.present = present
+        self.added = list(added)
+        self.deleted = list(deleted)
 
 
 # For ``hg log -r present(NODE) -r wdir()``: the working directory's
-# parent and its modified, added, removed and deleted files; NODE if there.
+# parent and its modified, added, removed and deleted files, each after its
+# ``hg status`` letter; NODE if there.
 _STATE = (
     b'{ifeq(rev, "2147483647", '
-    b'"parent {p1.node}\n{file_mods % "{file}\n"}{file_adds % "{file}\n"}'
-    b'{file_dels % "{file}\n"}{files("set:deleted()") % "{file}\n"}", '
+    b'"parent {p1.node}\n{file_mods % "M {file}\n"}'
+    b'{file_adds % "A {file}\n"}{file_dels % "R {file}\n"}'
+    b'{files("set:deleted()") % "! {file}\n"}", '
     b'"present {node}\n")}'
 )
+_KINDS = (b'M ', b'A ', b'R ', b'! ')
 
 
 def isotime(stamp):
@@ -127,6 +137,8 @@ class HostSession:
         self.hg = env.hg
         self.locked = False
         self.tail = None  # journal records read with the lock
+        self.found = None  # the State last read
+        self.setaside = None  # (name, files) for the next update
         if env.secretvalues:
             shell.mask = env.mask  # ENV.secret: never shown, never kept
         self.hgserver = cmdserver.CommandServer(
@@ -248,15 +260,18 @@ class HostSession:
                 out, _(b"set the 'hg' key to the hg executable on the target"),
             )
         parent, present, dirty = nodemod.nullhex, False, []
+        kinds = {k: [] for k in _KINDS}
         for line in out.splitlines():
-            if line.startswith(b'parent '):
+            if line[:2] in kinds:
+                dirty.append(line[2:])
+                kinds[line[:2]].append(line[2:])
+            elif line.startswith(b'parent '):
                 parent = line[len(b'parent '):]
             elif line.startswith(b'present '):
                 present = line[len(b'present '):] == node
-            elif line:
-                dirty.append(line)
-        return State(None if parent == nodemod.nullhex else parent,
-                     dirty, present)
+        self.found = State(None if parent == nodemod.nullhex else parent,
+                           dirty, present, kinds[b'A '], kinds[b'! '])
+        return self.found
 
     def halfway(self, name):
         """Whether migration ``name`` (``app.name``), which failed, may have
@@ -292,17 +307,83 @@ class HostSession:
                      % damaged, 'warn')
         return records
 
-    def savepatch(self, name):
-        """Save manual edits as ``name`` (under .hg/envdeploy/patches)."""
-        path = b'%s/patches/%s.patch' % (journal.DIRECTORY, name)
-        status, out = self.run(
-            b'mkdir -p %s/patches && %s diff --git > %s'
-            % (journal.DIRECTORY, self.hg, path)
-        )
+    def saveedits(self, result, name, repo=None):
+        """Keep, as run ``name``, what updating to ``result.tonode`` loses.
+
+        Manual edits go into a patch (``result.patch``); untracked and
+        ignored files the update would overwrite, into a directory beside
+        it (``result.untracked``).  Each is named in the output with the way
+        back.  Nothing is saved or said when nothing would be lost.
+        ``repo``, the deploying repository, tells which files the new
+        changeset adds (the host may not have it yet); without it the host
+        is asked.  Call it before building the update step, which then
+        also moves the ``hg add``-ed files aside.
+        """
+        state = self.found or self.state(result.tonode or nodemod.nullhex)
+        created = self._created(result.fromnode, result.tonode, repo)
+        # Added here and by the new changeset: the patch could not create
+        # it again, so it is kept as the untracked files are.
+        clash = set(created).intersection(state.added)
+        untracked = sorted(self._existing(sorted(set(created) - clash))
+                           | clash)
+        changed = [f for f in state.dirty if f not in clash]
+        if not changed and not untracked:
+            return
+        status, out = self.run(edits.savescript(
+            self.hg, name, deleted=state.deleted, patch=bool(changed),
+            exclude=sorted(clash), untracked=untracked))
         if status:
             raise StepFailed(b'state', _(b'could not save manual edits'), out,
-                             _(b'nothing was changed on this host'))
-        return path
+                             _(b'the working copy was not updated'))
+        where = edits.shownpath(self.env.path)
+        if changed:
+            result.patch = edits.patchpath(name)
+            self.say(self.host, _(b'manual edits to %s saved as %s/%s (to '
+                                  b'restore them: cd %s && %s import '
+                                  b'--no-commit %s)')
+                     % (b', '.join(changed), self.env.path, result.patch,
+                        where, self.hg, result.patch), 'warn')
+        if untracked:
+            result.untracked = untracked
+            self.say(self.host, _(b'untracked files that the update would '
+                                  b'overwrite saved in %s/%s/untracked: %s')
+                     % (self.env.path, edits.savedir(name),
+                        b', '.join(untracked)), 'warn')
+        aside = [f for f in state.added if f not in clash]
+        self.setaside = (name, aside) if aside else None
+
+    def _created(self, parent, node, repo):
+        """Files ``node`` has that ``parent`` (None: empty) has not."""
+        if repo is not None:
+            files = edits.created(repo, parent, node)
+            if files is not None:
+                return files
+            # A parent the deploying repository lacks (a commit made on the
+            # host): the host says which files it tracks.
+            status, out = self.hgcommand((b'files', b'-r', b'.'))
+            tracked = set(out.splitlines()) if status in (0, 1) else set()
+            return [f for f in edits.manifest(repo, node) if f not in tracked]
+        status, out = self.hgcommand(
+            (b'status', b'-a', b'-n', b'--rev', parent or nodemod.nullhex,
+             b'--rev', node))
+        if status:
+            return []  # no such changeset here: the update fails and says so
+        return out.splitlines()
+
+    def _existing(self, files):
+        """Those of ``files`` that exist as files (the parent lacks them)."""
+        if not files:
+            return set()
+        if self.hgserver.running and len(files) <= edits.MAXPATTERNS:
+            status, out = self.hgcommand(edits.statusargs(files))
+        else:
+            # No hg process to start, and no server to stop.
+            status, out = self.run(edits.existscript(files))
+        if status:
+            raise StepFailed(b'state', _(b'cannot look for untracked files'),
+                             out, _(b'the working copy was not updated'))
+        # Exact names only: a directory of that name lists what is inside.
+        return set(out.splitlines()).intersection(files)
 
     def step(self, result, name, script, output=None, record=None):
         """Run a step and record it; StepFailed when it exits non-zero."""
@@ -330,15 +411,22 @@ class HostSession:
         hook appends it as the run's begin line: written ahead, right
         before the working copy changes, by the hg process already
         running (no shell round trip, no second hg start); if it cannot
-        be written, the update does not happen.
+        be written, the update does not happen.  The first update after
+        :meth:`saveedits` moves the ``hg add``-ed files aside, in the same
+        step (see edits): a shell step.
         """
         args = (b'update', b'-C', b'-r', node or b'null')
-        if begin is None:
+        if begin is not None:
+            record = {k: _jsonable(v) for k, v in begin.items()}
+            hook = journal.appendscript(record, journal.BEGIN)
+            args = args[:1] + (b'--config',
+                               b'hooks.preupdate.envdeploy=' + hook) + args[1:]
+        if not self.setaside:
             return args
-        record = {k: _jsonable(v) for k, v in begin.items()}
-        hook = journal.appendscript(record, journal.BEGIN)
-        return args[:1] + (b'--config', b'hooks.preupdate.envdeploy=' + hook
-                           ) + args[1:]
+        name, files = self.setaside
+        self.setaside = None
+        return b'%s && %s' % (edits.setasidescript(name, files),
+                              self.hgserver.commandline(args))
 
     def command(self, name):
         """An administrator's command (migrate, reload, check), or None:
