@@ -40,10 +40,10 @@ ends at the same changeset, even if someone pushes meanwhile.
 import threading
 
 from mercurial.i18n import _
-from mercurial import error, logcmdutil, node as nodemod
+from mercurial import error, logcmdutil
 from mercurial.utils import urlutil
 
-from . import config, direction, journal, migrations, rollback
+from . import config, direction, heads, journal, migrations, rollback
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -62,27 +62,8 @@ def resolve(repo, env, rev=None):
                 % (env.name, branch),
             )
         return ctx
-    if branch not in repo.branchmap():
-        raise error.InputError(
-            _(b"branch '%s' of environment '%s' does not exist here")
-            % (branch, env.name),
-            hint=_(b"create it with 'hg branch %s' and commit, or pull it")
-            % branch,
-        )
-    heads = repo.branchmap().branchheads(branch, closed=False)
-    if len(heads) > 1:
-        raise error.StateError(
-            _(b"branch '%s' has %d heads: %s")
-            % (branch, len(heads),
-               b', '.join(nodemod.short(h) for h in heads)),
-            hint=_(b"merge them first ('hg merge'), or deploy one with -r"),
-        )
-    if not heads:
-        raise error.StateError(
-            _(b"branch '%s' has no open head") % branch,
-            hint=_(b'reopen it, or deploy a changeset with -r'),
-        )
-    return repo[heads[0]]
+    return heads.envhead(
+        repo, env, _(b"merge them first ('hg merge'), or deploy one with -r"))
 
 
 # The deploy, per batch of hosts: (phase, progress topic, which hosts).

@@ -38,7 +38,7 @@ from mercurial import (
 )
 from mercurial.utils import stringutil, urlutil
 
-from . import config, deploy as deploymod
+from . import config, deploy as deploymod, heads
 
 try:
     from mercurial.repo import factory as _peers
@@ -187,21 +187,10 @@ def resolvefeature(repo, spec):
 
 
 def envhead(repo, env):
-    """The single head of the environment's branch."""
-    branch = env.branch
-    if branch not in repo.branchmap():
-        raise error.InputError(
-            _(b"branch '%s' of environment '%s' does not exist here")
-            % (branch, env.name),
-            hint=_(b"pull it if it exists elsewhere; to create it: 'hg update "
-                   b"REV', 'hg branch %s', 'hg commit -m \"create %s\"', "
-                   b"'hg push --new-branch -r %s'") % (branch, branch, branch),
-        )
-    heads = _heads(repo, branch)
-    _oneheadonly(branch, heads, _(
+    """The single head of the environment's branch (see heads.py)."""
+    return heads.envhead(repo, env, _(
         b"merge them first ('hg update %s', 'hg merge', 'hg commit'), then "
-        b"run envmerge again") % branch)
-    return repo[heads[0]]
+        b"run envmerge again") % env.branch, closed=True)
 
 
 def _destination(ui, repo, env, push):

@@ -12,7 +12,7 @@ import subprocess
 import pgserver
 from djangoproject import add_migration
 from envtools import (
-    MIGRATE, commit_on, environment, journal, journal_lines, parent, pg_targets,
+    MIGRATE, commit_on, environment, journal, parent, pg_targets,
     ssh_settings, wait_for,
 )
 
