@@ -40,7 +40,7 @@ ends at the same changeset, even if someone pushes meanwhile.
 import threading
 
 from mercurial.i18n import _
-from mercurial import error, logcmdutil
+from mercurial import error, logcmdutil, pycompat
 from mercurial.utils import urlutil
 
 from . import config, direction, heads, journal, migrations, rollback
@@ -310,6 +310,12 @@ class Deploy(Run):
                 # Not atomic, or no transactional DDL: part of it may be
                 # in the database, and no rollback can tell.
                 found['halfway'] = [done[1]]
+                self.say(result.host, _(b'%s stopped halfway: it is not '
+                                        b'atomic, or the database has no '
+                                        b'transactional DDL; part of it may '
+                                        b'be in the database')
+                         % pycompat.sysbytes(done[1]), 'warn',
+                         b'envdeploy.failed')
         try:
             listing = result.session.migrations()
         except StepFailed:
