@@ -261,7 +261,7 @@ def envlog(ui, repo, env, **opts):
     ``duration``, ``patch``, ``rollback``).
     """
     opts = pycompat.byteskwargs(opts)
-    return logic('status').envlog(ui, repo, env, limit=opts.get(b'limit'),
+    return logic('envlog').envlog(ui, repo, env, limit=opts.get(b'limit'),
                                   hostname=opts.get(b'host'), opts=opts)
 
 

@@ -26,7 +26,7 @@ from mercurial.utils import urlutil
 
 from . import config, deploy, journal
 from .shell import quote
-from .status import (
+from .hostread import (
     lastline, lockinfo, lockscript, onhosts, plural, prefixed,
     sections,
 )
