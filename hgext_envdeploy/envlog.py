@@ -72,6 +72,12 @@ class Entry:
         return seen
 
     @property
+    def trigger(self):
+        """The push that started the run, as bytes; ``{}`` when none."""
+        trigger = self.first('trigger')
+        return tobytes(trigger) if isinstance(trigger, dict) else {}
+
+    @property
     def outcome(self):
         outcomes = [r.get('outcome') for _h, r in self.records]
         bad = [o for o in outcomes if o not in ('ok', 'unchanged')]
@@ -157,13 +163,14 @@ def _desc(repo, node):
 
 def _writeentry(fm, repo, env, entry):
     fm.startitem()
-    fromnode = tobytes(entry.common('from') or '')
-    tonode = tobytes(entry.common('to') or '')
-    applied = tobytes(entry.migrations('applied'))
-    reverted = tobytes(entry.migrations('reverted'))
-    trigger = entry.first('trigger')
-    trigger = tobytes(trigger) if isinstance(trigger, dict) else {}
-    # Every field, as the text shows it in other words (or not at all).
+    _entrydata(fm, env, entry)
+    if fm.isplain():
+        _entrytext(fm, repo, entry)
+
+
+def _entrydata(fm, env, entry):
+    """Every field, as the text shows it in other words (or not at all)."""
+    trigger = entry.trigger
     fm.data(
         id=tobytes(entry.id),
         env=env.name,
@@ -174,17 +181,20 @@ def _writeentry(fm, repo, env, entry):
         finished=tobytes(entry.finished),
         duration=entry.duration,
         outcome=tobytes(entry.outcome),
-        applied=fm.formatlist(applied, name=b'migration'),
-        reverted=fm.formatlist(reverted, name=b'migration'),
+        applied=fm.formatlist(tobytes(entry.migrations('applied')),
+                              name=b'migration'),
+        reverted=fm.formatlist(tobytes(entry.migrations('reverted')),
+                               name=b'migration'),
         pusher=trigger.get(b'pusher') or b'',
         pushurl=trigger.get(b'url') or b'',
     )
     # 'from' is a Python keyword: pass it through a dict.
-    fm.data(**{'from': fromnode, 'to': tonode})
+    fm.data(**{'from': tobytes(entry.common('from') or ''),
+               'to': tobytes(entry.common('to') or '')})
     _hostsdata(fm, entry)
-    if not fm.isplain():
-        return
 
+
+def _entrytext(fm, repo, entry):
     bad = [r for _h, r in entry.records
            if r.get('outcome') not in ('ok', 'unchanged')]
     outcome = tobytes(entry.outcome)
@@ -198,17 +208,21 @@ def _writeentry(fm, repo, env, entry):
         label=b'envdeploy.failed' if bad else b'envdeploy.ok')
     differs = _(b'(differs per host)')
     samefrom, sameto = entry.agree('from'), entry.agree('to')
+    tonode = tobytes(entry.common('to') or '')
     desc = _desc(repo, tonode)
     fm.plain(_(b'  %s -> %s%s\n') % (
-        short(fromnode) if samefrom else differs,
+        short(tobytes(entry.common('from') or '')) if samefrom else differs,
         short(tonode) if sameto else differs,
         b' "%s"' % desc if desc else b''))
+    trigger = entry.trigger
     if trigger:
         fm.plain(_(b'  started by a push from %s%s\n') % (
             trigger.get(b'pusher') or b'?',
             b' (%s)' % trigger[b'url'] if trigger.get(b'url') else b''))
+    applied = tobytes(entry.migrations('applied'))
     if applied:
         fm.plain(_(b'  migrations applied: %s\n') % b', '.join(applied))
+    reverted = tobytes(entry.migrations('reverted'))
     if reverted:
         fm.plain(_(b'  migrations reverted: %s\n') % b', '.join(reverted))
     for host, rec in entry.records:

@@ -250,9 +250,17 @@ _UNREAD = {
 
 
 def _writestatus(ui, fm, env, branch, row):
-    record = row['record']
     fm.startitem()
-    # What the text shows in other words, or not at all.
+    _statusdata(fm, env, branch, row)
+    if row['read']:
+        _writeread(ui, fm, env, branch, row)
+    else:
+        _writeunread(fm, row)
+
+
+def _statusdata(fm, env, branch, row):
+    """The fields the text shows in other words, or not at all."""
+    record = row['record']
     fm.data(
         env=env.name,
         host=row['host'],
@@ -271,14 +279,19 @@ def _writestatus(ui, fm, env, branch, row):
         migrations=None if row['migrations'] is None else
         fm.formatlist(row['migrations'], name=b'migration'),
     )
-    if not row['read']:
-        fm.plain(b'  %s: ' % row['label'], label=_FAILED)
-        fm.write(b'error', _(b'cannot read: %s\n') if row['reachable']
-                 else _(b'unreachable: %s\n'), row['error'], label=_FAILED)
-        if row['hint']:
-            fm.plain(b'    (%s)\n' % row['hint'])
-        fm.data(locked=row['locked'])
-        return
+
+
+def _writeunread(fm, row):
+    """A host that could not be reached, or read: why."""
+    fm.plain(b'  %s: ' % row['label'], label=_FAILED)
+    fm.write(b'error', _(b'cannot read: %s\n') if row['reachable']
+             else _(b'unreachable: %s\n'), row['error'], label=_FAILED)
+    if row['hint']:
+        fm.plain(b'    (%s)\n' % row['hint'])
+    fm.data(locked=row['locked'])
+
+
+def _writeread(ui, fm, env, branch, row):
     fm.data(error=row['error'])
     fm.plain(b'  %s: %s\n' % (row['label'], _hostline(env, branch, row)),
              label=b'envdeploy.ok' if row['pending'] == 0 else b'')
