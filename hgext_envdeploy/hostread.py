@@ -118,7 +118,7 @@ def enter(session):
 
 
 def sections(session, parts):
-    """Run named snippets in one round trip; ``{name: (status, output)}``.
+    """Run named snippets in one round trip; ``{name: (exit status, output)}``.
 
     The snippets run in order in one subshell, so a ``cd`` in one applies
     to the next.  A snippet must not ``exit``.

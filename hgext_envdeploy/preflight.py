@@ -70,7 +70,7 @@ class Reading:
 
     @util.propertycache
     def hgversion(self):
-        """``(status, output)`` of ``hg version -q``."""
+        """``(exit status, output)`` of ``hg version -q``."""
         return self.session.run(b'%s version -q' % self.hg)
 
     @util.propertycache
@@ -87,7 +87,7 @@ class Reading:
 
     @util.propertycache
     def found(self):
-        """``{section: (status, output)}``, read in one round trip."""
+        """``{section: (exit status, output)}``, in one round trip."""
         wanted, hg = self.wanted, self.hg
         self.session.enter()
         parts = [(b'lock', lockscript()),
