@@ -92,7 +92,7 @@ def envdeploy(ui, repo, env, **opts):
     host and step, after showing the end of the failing command's output.
     """
     if opts.get('check'):
-        return logic('provision').preflight(
+        return logic('preflight').envcheck(
             ui, repo, env, rev=opts.get('rev'), opts=pycompat.byteskwargs(opts))
     return logic('deploy').deployenv(
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
@@ -261,7 +261,7 @@ def envlog(ui, repo, env, **opts):
     ``duration``, ``patch``, ``rollback``).
     """
     opts = pycompat.byteskwargs(opts)
-    return logic('status').envlog(ui, repo, env, limit=opts.get(b'limit'),
+    return logic('envlog').envlog(ui, repo, env, limit=opts.get(b'limit'),
                                   hostname=opts.get(b'host'), opts=opts)
 
 
@@ -309,8 +309,8 @@ def envcheck(ui, repo, env, **opts):
 
     Exits 1 when a check failed.
     """
-    return logic('provision').preflight(ui, repo, env,
-                                        opts=pycompat.byteskwargs(opts))
+    return logic('preflight').envcheck(ui, repo, env,
+                                       opts=pycompat.byteskwargs(opts))
 
 
 @command(

@@ -21,9 +21,9 @@ import time
 from mercurial.i18n import _
 from mercurial import error, node as nodemod, pycompat
 
-from . import fanout, journal, target, transport
-from .shell import Shell, ShellError
-from .target import HostSession, Interrupted, StepFailed
+from . import fanout, hostread, journal, target, transport
+from .shell import ShellError
+from .target import Interrupted, StepFailed
 
 # Lines of a failing command's output shown in the error report.
 FAILURE_TAIL = 40
@@ -126,16 +126,13 @@ class Run:
         if self._sshcontext is None and not self.env.islocal:
             self._sshcontext = transport.SSHContext(self.ui, self.settings)
         try:
-            conn = transport.connect(host, self.env, self._sshcontext)
+            session = hostread.connect(self.env, host, self._sshcontext,
+                                       self.settings, self.say, self.confirm)
         except transport.ConnectError as exc:
             result.outcome = b'unreachable'
-            result.message = exc.msg
-            result.hint = exc.hint
-            self.say(host, exc.msg, 'warn', b'envdeploy.failed')
+            result.message, result.hint = hostread.explain(exc)
+            self.say(host, result.message, 'warn', b'envdeploy.failed')
             return None
-        session = HostSession(self.env, host,
-                              Shell(conn, self.settings[b'timeout']),
-                              self.settings, self.say, self.confirm)
         result.session = session
         session.enter()
         if not self.dryrun:
@@ -154,20 +151,14 @@ class Run:
             result.outcome = b'interrupted'
         except StepFailed as exc:
             result.failwith(exc)
-        except ShellError as exc:
-            result.fail(result.current or b'connection',
-                        _(b'lost the connection: %s')
-                        % pycompat.bytestr(str(exc)))
-        except error.Abort as exc:
-            result.fail(result.current or b'plan', exc.message, hint=exc.hint)
         except Exception as exc:
-            # A bug or an unexpected library error stays with its host: the
-            # other hosts go on, and the summary names it (--traceback
-            # shows where).
-            self.ui.traceback()
-            result.fail(result.current or b'internal',
-                        _(b'unexpected error: %s') % pycompat.bytestr(
-                            '%s: %s' % (type(exc).__name__, exc)))
+            if not isinstance(exc, (ShellError, error.Abort)):
+                # A bug or an unexpected library error stays with its host:
+                # the other hosts go on, and the summary names it
+                # (--traceback shows where).
+                self.ui.traceback()
+            message, hint = hostread.explain(exc)
+            result.fail(result.current or _outside(exc), message, hint=hint)
         if result.outcome == b'failed':
             self.say(result.host, _(b'FAILED at %s: %s')
                      % (result.failed or b'connection', result.message),
@@ -256,6 +247,15 @@ class Run:
             record['rollback'] = result.rollback
         record.update(extra)
         return record
+
+
+def _outside(exc):
+    """The step a failure outside every step is recorded at."""
+    if isinstance(exc, ShellError):
+        return b'connection'
+    if isinstance(exc, error.Abort):
+        return b'plan'
+    return b'internal'
 
 
 def report(ui, env, results, opts, what):

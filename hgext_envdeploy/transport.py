@@ -35,11 +35,12 @@ HANDSHAKES = 8
 
 
 class ConnectError(Exception):
-    """A host could not be reached or authenticated; args: (msg, hint)."""
+    """A host could not be reached or authenticated; ``message`` and
+    ``hint`` as in error.Abort."""
 
-    def __init__(self, msg, hint=None):
-        super().__init__(msg, hint)
-        self.msg = msg
+    def __init__(self, message, hint=None):
+        super().__init__(message, hint)
+        self.message = message
         self.hint = hint
 
 

@@ -1,0 +1,197 @@
+# hostread.py - reach a host and read it, for every command
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""The read-only host layer: reach a target, read it, word what went wrong.
+
+:func:`connect` opens a host's session and :func:`explain` turns whatever
+a host's work raises into the message and hint shown with that host; both
+serve :class:`~.run.Run` (the commands that change hosts) and
+:func:`onhosts`, which the commands that only read (envstatus, envlog,
+envsetup's survey, envcheck) use to read hosts in parallel, one row per
+host.  The rest reads several things in one round trip (:func:`sections`)
+and turns the output into values.
+"""
+
+from mercurial.i18n import _
+from mercurial import error, pycompat
+
+from . import fanout, lock, transport
+from .shell import Shell, ShellError
+from .target import HostSession, StepFailed
+
+KINDS = {
+    'deploy': _(b'deploy'),
+    'rollback': _(b'rollback'),
+    'autorollback': _(b'automatic rollback'),
+}
+
+
+class HostError(Exception):
+    """Reading a host failed; ``message`` and ``hint`` as in error.Abort."""
+
+    def __init__(self, message, hint=None):
+        super().__init__(message, hint)
+        self.message = message
+        self.hint = hint
+
+
+# What carries its own message and hint.
+_WORDED = (HostError, StepFailed, transport.ConnectError, error.Abort)
+
+
+def explain(exc):
+    """``(message, hint)`` of ``exc``, raised while working on a host."""
+    if isinstance(exc, _WORDED):
+        return exc.message, exc.hint
+    if isinstance(exc, ShellError):
+        return _(b'lost the connection: %s') % pycompat.bytestr(str(exc)), None
+    return _(b'unexpected error: %s') % pycompat.bytestr(
+        '%s: %s' % (type(exc).__name__, exc)), None
+
+
+def _nosay(host, msg, method='status', label=b''):
+    """Reading commands collect their messages in rows instead."""
+
+
+def connect(env, host, sshcontext, settings, say=_nosay, confirm=None):
+    """A :class:`~.target.HostSession` on ``host``, not yet in ``path``.
+
+    Raises :class:`~.transport.ConnectError` when the host cannot be
+    reached; ``sshcontext`` may be None for a local host.
+    """
+    conn = transport.connect(host, env, sshcontext)
+    return HostSession(env, host, Shell(conn, settings[b'timeout']),
+                       settings, say, confirm)
+
+
+def onhosts(ui, pairs, work, settings, topic):
+    """Call ``work(session, row)`` for every ``(env, host)``, in parallel.
+
+    ``session`` is a :class:`~.target.HostSession` (not yet in ``path``).
+    Returns one dict per pair, in order, with at least ``env``, ``host``,
+    ``reachable``, ``error`` and ``hint``; whatever ``work`` adds is kept.
+    One connection per pair; an unreachable host or one that breaks down
+    sets ``error`` and never stops the others.
+    """
+    sshcontext = None
+    if any(not env.islocal for env, _host in pairs):
+        sshcontext = transport.SSHContext(ui, settings)
+    rows = [
+        {'env': env.name, 'host': host.name, 'role': host.role or b'',
+         'label': host.label, 'reachable': True, 'error': b'', 'hint': None}
+        for env, host in pairs
+    ]
+
+    def readhost(index, host):
+        env, row = pairs[index][0], rows[index]
+        try:
+            try:
+                session = connect(env, host, sshcontext, settings)
+            except transport.ConnectError:
+                row['reachable'] = False
+                raise
+            try:
+                work(session, row)
+            finally:
+                session.close()
+        except Exception as exc:
+            # Even a bug stays with its host: the other rows are still
+            # worth reading.
+            row['error'], row['hint'] = explain(exc)
+
+    fanout.foreach(ui, [host for _env, host in pairs], readhost,
+                   settings[b'concurrency'], topic)
+    return rows
+
+
+def enter(session):
+    """Go into the target repository, or say how to create it."""
+    try:
+        session.enter()
+    except StepFailed as exc:
+        raise HostError(exc.message, _(b"run 'hg envsetup %s'")
+                        % session.env.name)
+
+
+def sections(session, parts):
+    """Run named snippets in one round trip; ``{name: (exit status, output)}``.
+
+    The snippets run in order in one subshell, so a ``cd`` in one applies
+    to the next.  A snippet must not ``exit``.
+    """
+    script = []
+    for name, snippet in parts:
+        script.append(
+            b"printf '\\036section %s\\n'\n{ %s\n} 2>&1\n"
+            b"printf '\\036status %%d\\n' \"$?\"" % (name, snippet)
+        )
+    _rc, out = session.run(b'\n'.join(script))
+    found = {}
+    name, lines = None, []
+    for line in out.split(b'\n'):
+        if line.startswith(b'\x1esection '):
+            name, lines = line[len(b'\x1esection '):], []
+        elif line.startswith(b'\x1estatus ') and name is not None:
+            found[name] = (int(line[len(b'\x1estatus '):]),
+                           b'\n'.join(lines))
+            name = None
+        elif name is not None:
+            lines.append(line)
+    return found
+
+
+def lastline(output):
+    lines = [l for l in output.splitlines() if l.strip()]
+    return lines[-1].strip() if lines else b''
+
+
+def prefixed(output):
+    """``{prefix: [values]}`` from ``prefix:value`` lines; others ignored."""
+    found = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition(b':')
+        if sep and key.isalpha():
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def lockscript():
+    """Prints the lock's info lines after ``locked``, or nothing."""
+    return (b'if [ -d %(d)s ]; then echo locked; cat %(d)s/info 2>/dev/null; '
+            b'fi' % {b'd': lock.LOCKDIR})
+
+
+def lockinfo(output):
+    """``(description, run id)`` of the lock holder; ``(b'', None)`` when
+    the lock is free."""
+    first, _sep, info = output.partition(b'\n')
+    if first != b'locked':
+        return b'', None
+    info = lock.readinfo(info)
+    return lock.describe(info), info.get(b'run')
+
+
+# -- the wording the reading commands share
+
+
+def tobytes(value):
+    """Journal values (JSON text) as the bytes the formatter wants."""
+    if isinstance(value, str):
+        return value.encode('utf-8', 'surrogateescape')
+    if isinstance(value, list):
+        return [tobytes(v) for v in value]
+    if isinstance(value, dict):
+        return {tobytes(k): tobytes(v) for k, v in value.items()}
+    return value
+
+
+def plural(count, one, many):
+    return one if count == 1 else many % count
+
+
+def short(node):
+    return node[:12] if node else _(b'(empty)')

@@ -1,0 +1,321 @@
+# preflight.py - is every host ready for a deploy?
+#
+# Copyright 2026 hgext_envdeploy authors
+#
+# This software may be used and distributed according to the terms of the
+# GNU General Public License version 2 or any later version.
+
+"""``hg envcheck`` (and ``hg envdeploy --check``): the pre-flight checks.
+
+Every check a deploy needs, on every host, changing nothing (not even
+known_hosts: host keys are checked strictly), every problem reported at
+once.  :data:`CHECKS` lists them in the order they are shown; each reads a
+:class:`Reading` of the host, which runs the few round trips they share
+the first time one of them asks, and returns ``(status, message, hint)``.
+"""
+
+import re
+
+from mercurial.i18n import _
+from mercurial import pycompat, util
+from mercurial.utils import urlutil
+
+from . import config, journal
+from .hostread import (
+    lastline, lockinfo, lockscript, onhosts, plural, prefixed, sections,
+)
+from .provision import (
+    deployable, missingscript, probe, projectroots, requirements,
+    rootsscript,
+)
+from .shell import quote
+
+OK, FAILED, SKIPPED = b'ok', b'failed', b'skipped'
+
+_VERSION = re.compile(br'\(version ([^)]+)\)')
+
+# A check's hint goes under its message.
+_HINTINDENT = b' ' * 24
+
+
+class Wanted:
+    """What every host of ``env`` is checked against, read here once."""
+
+    def __init__(self, repo, env, rev=None):
+        self.env = env
+        self.required, _upload = requirements(env)
+        self.ctx, self.why = deployable(repo, env, rev)
+        self.roots = projectroots(repo)
+        self.shown = urlutil.hidepassword(env.source) if env.source else None
+
+    def check(self, session, row):
+        """Run :data:`CHECKS` on one host, into ``row['checks']``.
+
+        A host that breaks down keeps the checks done before.
+        """
+        reading = Reading(self, session)
+        row['checks'] = checks = []
+        for name, func in CHECKS:
+            checks.append((name,) + func(reading))
+
+
+class Reading:
+    """One host as the checks see it, read when first asked."""
+
+    def __init__(self, wanted, session):
+        self.wanted = wanted
+        self.env = wanted.env
+        self.session = session
+        self.hg = session.hg
+
+    @util.propertycache
+    def hgversion(self):
+        """``(exit status, output)`` of ``hg version -q``."""
+        return self.session.run(b'%s version -q' % self.hg)
+
+    @util.propertycache
+    def version(self):
+        """Mercurial's version on the host, or None when hg cannot run."""
+        rc, out = self.hgversion
+        found = _VERSION.search(out)
+        return found.group(1) if not rc and found is not None else None
+
+    @util.propertycache
+    def where(self):
+        """What path is (see provision.probe)."""
+        return probe(self.session)
+
+    @util.propertycache
+    def found(self):
+        """``{section: (exit status, output)}``, in one round trip."""
+        wanted, hg = self.wanted, self.hg
+        self.session.enter()
+        parts = [(b'lock', lockscript()),
+                 (b'last', b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL)]
+        if wanted.required:
+            parts.append((b'required', missingscript(wanted.required)))
+        if self.version is not None:
+            identify = b'%s -y identify' % hg
+            if wanted.ctx is not None:
+                identify += b' -r %s' % wanted.ctx.hex()
+            identify += b' -- %s' % (quote(self.env.source) if self.env.source
+                                     else b'default')
+            parts += [
+                (b'roots', rootsscript(hg)),
+                (b'dirty', b"%s status -mard -T 'file:{path}\\n'" % hg),
+                (b'source', identify),
+            ]
+        return sections(self.session, parts)
+
+    @util.propertycache
+    def lock(self):
+        """``(holder, run id)`` of the deploy lock (see hostread.lockinfo)."""
+        return lockinfo(self.found[b'lock'][1])
+
+
+def _needsrepo():
+    return SKIPPED, _(b'needs the repository'), None
+
+
+def _needshg():
+    return SKIPPED, _(b'needs hg'), None
+
+
+def _connect(r):
+    if r.session.host.islocal:
+        return OK, _(b'local'), None
+    return OK, _(b'reachable, host key known'), None
+
+
+def _hg(r):
+    if r.version is not None:
+        return OK, _(b'Mercurial %s') % r.version, None
+    return (FAILED, _(b'cannot run %s: %s') % (r.hg, lastline(r.hgversion[1])),
+            _(b'install Mercurial on the host, or set %s.hg to its hg '
+              b'(SSH sessions have a short PATH)') % r.env.name)
+
+
+def _path(r):
+    env = r.env
+    if r.where == b'missing':
+        return (FAILED, _(b'%s does not exist') % env.path,
+                _(b"run 'hg envsetup %s'") % env.name)
+    if r.where != b'repo':
+        return (FAILED, _(b'%s is not a Mercurial repository') % env.path,
+                _(b"move it away and run 'hg envsetup %s'") % env.name)
+    found = r.found
+    if r.version is None:
+        return OK, _(b'%s exists') % env.path, None
+    rc, out = found[b'roots']
+    theirs = set(prefixed(out).get(b'root', []))
+    if rc:
+        return (FAILED, _(b'cannot read %s: %s') % (env.path, lastline(out)),
+                None)
+    if not theirs:
+        return OK, _(b'%s: an empty repository') % env.path, None
+    if theirs & r.wanted.roots:
+        return OK, _(b'%s: a clone of this project') % env.path, None
+    return (FAILED, _(b'%s is a repository of another project') % env.path,
+            _(b'check %s.path') % env.name)
+
+
+def _source(r):
+    if r.where != b'repo':
+        return _needsrepo()
+    if r.version is None:
+        return _needshg()
+    rc, out = r.found[b'source']
+    ctx, env = r.wanted.ctx, r.env
+    where = r.wanted.shown or _(b"the host's default path")
+    if not rc:
+        if ctx is not None:
+            return OK, _(b'%s has %s') % (where, ctx.hex()[:12]), None
+        return OK, _(b'%s is reachable') % where, None
+    if ctx is not None and b'unknown revision' in out:
+        return (FAILED, _(b'%s is not in %s') % (ctx.hex()[:12], where),
+                _(b'push it there first (hg push -r %s)') % ctx.hex()[:12])
+    if b'default' in out and not r.wanted.shown:
+        return (FAILED, _(b'the host has no default path to pull from: %s')
+                % lastline(out), _(b'set %s.source') % env.name)
+    return (FAILED, _(b'cannot reach %s from the host: %s')
+            % (where, lastline(out)),
+            _(b"check the host's access to the source (SSH key, [auth])"))
+
+
+def _requiredfiles(r):
+    if r.where != b'repo':
+        return _needsrepo()
+    required = r.wanted.required
+    if not required:
+        return OK, _(b'none required'), None
+    missing = prefixed(r.found[b'required'][1]).get(b'missing', [])
+    if not missing:
+        return OK, b', '.join(required), None
+    return (FAILED, _(b'missing: %s') % b', '.join(missing),
+            _(b"run 'hg envsetup %s' (with %s.localsettings), or create "
+              b"them on the host") % (r.env.name, r.env.name))
+
+
+def _lock(r):
+    if r.where != b'repo':
+        return _needsrepo()
+    holder, _running = r.lock
+    if not holder:
+        return OK, _(b'free'), None
+    return (FAILED, _(b'locked by %s') % holder,
+            _(b'wait for that deploy to end; if it is dead, deploy with '
+              b'--break-lock'))
+
+
+def _journal(r):
+    if r.where != b'repo':
+        return _needsrepo()
+    last, _damaged = journal.parse(r.found[b'last'][1])
+    unfinished = journal.unfinished(last)
+    if not unfinished or pycompat.sysbytes(unfinished) == r.lock[1]:
+        return OK, _(b'last run finished'), None
+    begun = journal.runs(last)[-1]
+    return (FAILED, _(b'run %s (env%s by %s) never finished: its end was '
+                      b'never recorded')
+            % (pycompat.sysbytes(unfinished),
+               pycompat.sysbytes(begun.get('kind') or '?'),
+               pycompat.sysbytes(begun.get('user') or '?')),
+            _(b'the next deploy reads the real migration state; '
+              b'hg envrollback %s returns to the state before that run')
+            % r.env.name)
+
+
+def _workingcopy(r):
+    if r.where != b'repo':
+        return _needsrepo()
+    if r.version is None:
+        return _needshg()
+    dirty = prefixed(r.found[b'dirty'][1]).get(b'file', [])
+    if not dirty:
+        return OK, _(b'clean'), None
+    return (FAILED, _(b'manual edits: %s') % b', '.join(dirty),
+            _(b'a deploy saves them as a patch under %s/%s/patches and '
+              b'discards them') % (r.env.path, journal.DIRECTORY))
+
+
+# The checks, in the order they are shown.
+CHECKS = (
+    (b'connect', _connect),
+    (b'hg', _hg),
+    (b'path', _path),
+    (b'source', _source),
+    (b'requiredfiles', _requiredfiles),
+    (b'lock', _lock),
+    (b'journal', _journal),
+    (b'workingcopy', _workingcopy),
+)
+
+
+def envcheck(ui, repo, name, rev=None, opts=None):
+    """Check every host of ``name`` for a deploy; print; return 0 or 1.
+
+    Changes nothing anywhere.  ``rev`` is the changeset a deploy would
+    bring (default: the branch head), whose presence in the source is
+    checked.
+    """
+    env = config.load(ui, name)
+    # Strict host keys whatever the configuration: a check records nothing,
+    # and an unknown key is worth knowing before the deploy.
+    settings = dict(config.settings(ui))
+    settings[b'hostkeys'] = b'strict'
+    wanted = Wanted(repo, env, rev)
+    failures = []
+    with ui.formatter(b'envcheck', opts or {}) as fm:
+        plain = fm.isplain()
+        fm.plain(_(b'checking %s (%s): %s\n') % (
+            env.name, wanted.ctx.hex()[:12] if wanted.ctx is not None
+            else wanted.why, env.describe()))
+        rows = onhosts(ui, [(env, h) for h in env.hosts], wanted.check,
+                       settings, _(b'checking'))
+        if wanted.ctx is None:
+            _writecheck(fm, env.name, b'',
+                        (b'changeset', FAILED, wanted.why, None))
+            failures.append((env.name, b'changeset'))
+        for row in rows:
+            fm.plain(b'%s:\n' % row['host'])
+            for check in _rowchecks(row):
+                _writecheck(fm, env.name, row['host'], check)
+                if check[1] == FAILED:
+                    failures.append((row['host'], check[0]))
+    if not failures:
+        if plain:
+            ui.status(_(b'%s: every check passed on %s\n') % (
+                env.name, plural(len(rows), _(b'1 host'), _(b'%d hosts'))))
+        return 0
+    hosts = list(dict.fromkeys(host for host, _check in failures))
+    ui.warn(_(b'%s: %s: %s\n') % (
+        env.name, plural(len(failures), _(b'1 check failed'),
+                         _(b'%d checks failed')), b', '.join(
+            b'%s (%s)' % (h, b', '.join(c for hh, c in failures if hh == h))
+            for h in hosts)))
+    return 1
+
+
+def _rowchecks(row):
+    """A host's checks, with why the others could not run."""
+    if not row['reachable']:
+        return [(b'connect', FAILED, row['error'], row['hint'])] + [
+            (name, SKIPPED, _(b'unreachable'), None)
+            for name, _func in CHECKS[1:]]
+    if row['error']:
+        # The session broke down: what was checked still counts.
+        return row.get('checks', []) + [
+            (b'host', FAILED, row['error'], row['hint'])]
+    return row.get('checks', [])
+
+
+def _writecheck(fm, envname, host, check):
+    name, status, message, hint = check
+    label = {OK: b'envdeploy.ok', FAILED: b'envdeploy.failed'}.get(status, b'')
+    fm.startitem()
+    fm.data(env=envname, host=host, status=status)
+    fm.plain(b'  %-7s ' % (status.upper() if status == FAILED else status),
+             label=label)
+    fm.write(b'check message', b'%-13s %s\n', name, message, label=label)
+    fm.condwrite(hint and status == FAILED, b'hint', _HINTINDENT + b'(%s)\n',
+                 hint or b'')
