@@ -188,7 +188,44 @@ class Environment:
 
 
 def parsehost(spec, source=b''):
-    """Parse ``[user@]host[:port]`` into a :class:`Host`."""
+    """Parse ``[user@]host[:port]`` into a :class:`Host`.
+
+    What the hgrc leaves out stays None, for ``~/.ssh/config`` to fill in;
+    an IPv6 address goes in brackets (which the host name loses):
+
+    >>> h = parsehost(b'deploy@web1.example.com:2222')
+    >>> h.user, h.hostname, h.port, h.spec
+    (b'deploy', b'web1.example.com', 2222, b'deploy@web1.example.com:2222')
+    >>> h = parsehost(b'web1')
+    >>> h.user, h.port, h.islocal
+    (None, None, False)
+    >>> h = parsehost(b'root@[2001:db8::1]:22')
+    >>> h.user, h.hostname, h.port
+    (b'root', b'2001:db8::1', 22)
+
+    A name ssh would read as an option, a second ``@``, a port that no
+    socket has: refused, naming where the value came from:
+
+    >>> parsehost(b'-oProxyCommand=x', b'.hg/hgrc:4')
+    Traceback (most recent call last):
+      ...
+    mercurial.error.ConfigError: .hg/hgrc:4: malformed host '-oProxyCommand=x'
+    >>> parsehost(b'a@b@web1')
+    Traceback (most recent call last):
+      ...
+    mercurial.error.ConfigError: malformed host 'a@b@web1'
+    >>> parsehost(b'web1:0')
+    Traceback (most recent call last):
+      ...
+    mercurial.error.ConfigError: port out of range in host 'web1:0'
+    >>> try:
+    ...     parsehost(b'web1:65536')
+    ... except error.ConfigError as exc:
+    ...     print(exc.message.decode(), '--', exc.hint.decode())
+    port out of range in host 'web1:65536' -- a port is a number from 1 to 65535
+    >>> [parsehost(b'web1:%d' % p).port for p in (1, 65535)]
+    [1, 65535]
+    """
     m = _HOST.match(spec)
     if not m:
         raise _configerror(
@@ -212,7 +249,31 @@ def parsehost(spec, source=b''):
 
 
 def parsehosts(value, source=b''):
-    """Split a ``hosts`` value on commas and whitespace; reject empty items."""
+    """Split a ``hosts`` value on commas and whitespace; reject empty items.
+
+    >>> [h.spec for h in parsehosts(b' web1, deploy@web2:2222 web3 ,web4 ')]
+    [b'web1', b'deploy@web2:2222', b'web3', b'web4']
+    >>> parsehosts(b''), parsehosts(b'   ')
+    ([], [])
+
+    A stray comma and a host given twice (as written: ``web1`` and
+    ``web1:22`` are two entries) are errors:
+
+    >>> parsehosts(b'web1,, web2', b'hgrc:2')
+    Traceback (most recent call last):
+      ...
+    mercurial.error.ConfigError: hgrc:2: empty host entry in 'web1,, web2'
+    >>> parsehosts(b'web1,')
+    Traceback (most recent call last):
+      ...
+    mercurial.error.ConfigError: empty host entry in 'web1,'
+    >>> parsehosts(b'web2 web1, web2, web1 web3')
+    Traceback (most recent call last):
+      ...
+    mercurial.error.ConfigError: host listed twice: web1, web2
+    >>> len(parsehosts(b'web1, web1:22'))
+    2
+    """
     value = value.strip()
     if not value:
         return []

@@ -98,7 +98,18 @@ def _oneline(value):
 
 
 def readinfo(data):
-    """The ``info`` file's ``key=value`` lines as a dict."""
+    """The ``info`` file's ``key=value`` lines as a dict.
+
+    A value keeps any further ``=``; a line without one is no fact:
+
+    >>> info = readinfo(b'user=alice\\nclient=laptop\\ncommand=envdeploy live\\n'
+    ...                 b'since=2026-01-02T03:04:05Z\\nrun=a=b\\npid=4242\\n'
+    ...                 b'node=web1\\n')
+    >>> info[b'command'], info[b'run'], info[b'pid']
+    (b'envdeploy live', b'a=b', b'4242')
+    >>> readinfo(b''), readinfo(b'cat: info: No such file or directory\\n')
+    ({}, {})
+    """
     return dict(line.split(b'=', 1) for line in data.split(b'\n')
                 if b'=' in line)
 
@@ -107,7 +118,25 @@ def parseinfo(output):
     """Split the acquiring script's output into events.
 
     Returns a list of ``(event, info)`` where event is ``waiting``,
-    ``stale``, ``broken`` or ``held`` and info maps keys to bytes.
+    ``stale``, ``broken`` or ``held`` and info maps keys to bytes.  Each
+    event's ``info`` is the lines up to the next event; anything before the
+    first event is not lock info.
+
+    A deploy that waited for a holder until ``locktimeout``, and one that
+    took over the lock of a holder that had died:
+
+    >>> parseinfo(b'waiting:\\nuser=bob\\npid=7\\nheld:\\nuser=bob\\npid=7\\n')
+    [('waiting', {b'user': b'bob', b'pid': b'7'}), ('held', {b'user': b'bob', b'pid': b'7'})]
+    >>> parseinfo(b'noise=1\\nstale:\\nuser=ghost\\npid=9\\nnode=web1\\n')
+    [('stale', {b'user': b'ghost', b'pid': b'9', b'node': b'web1'})]
+
+    ``--break-lock`` on a lock whose info file was never written (the
+    holder died between ``mkdir`` and ``printf``); no output, no event:
+
+    >>> parseinfo(b'broken:\\n'), parseinfo(b'')
+    ([('broken', {})], [])
+    >>> parseinfo(b'note:\\nuser=x\\n')  # only the four events count
+    []
     """
     events = []
     for line in output.split(b'\n'):
@@ -121,7 +150,21 @@ def parseinfo(output):
 
 
 def describe(info):
-    """``user@client since TIME (pid N on NODE, COMMAND)`` for messages."""
+    """``USER on CLIENT since TIME (COMMAND, pid N on NODE)`` for messages.
+
+    >>> print(describe(readinfo(b'user=alice\\nclient=laptop\\n'
+    ...                         b'since=2026-01-02T03:04:05Z\\n'
+    ...                         b'command=envdeploy live\\npid=4242\\n'
+    ...                         b'node=web1\\n')).decode())
+    alice on laptop since 2026-01-02T03:04:05Z (envdeploy live, pid 4242 on web1)
+
+    What the file does not say is ``?``; no file at all says so:
+
+    >>> print(describe({b'user': b'alice', b'pid': b'4242'}).decode())
+    alice on ? since ? (?, pid 4242 on ?)
+    >>> print(describe({}).decode())
+    unknown holder (no lock info)
+    """
     if not info:
         return b'unknown holder (no lock info)'
     return b'%s on %s since %s (%s, pid %s on %s)' % (

@@ -20,8 +20,9 @@ from the first check to the end of the push.
 """
 
 import contextlib
+import contextvars
+import os
 import shutil
-import tempfile
 
 from mercurial.i18n import _
 from mercurial import (
@@ -30,6 +31,8 @@ from mercurial import (
     context,
     error,
     exchange,
+    extensions,
+    filemerge,
     logcmdutil,
     merge as mergemod,
     mergestate as mergestatemod,
@@ -415,7 +418,7 @@ def _predict(ui, repo, plan, tool, ancestor, touched):
     wctx.setbase(plan.target)
     clean = True
     with ui.configoverride({(b'ui', b'forcemerge'): used}, b'envmerge'), \
-            _privatetemp():
+            _removingbackups():
         ui.pushbuffer(error=True)
         try:
             # force, as rebase does in memory: otherwise merge() reads the
@@ -438,17 +441,39 @@ def _predict(ui, repo, plan, tool, ancestor, touched):
                     b'resolve them)\n'))
 
 
-@contextlib.contextmanager
-def _privatetemp():
-    """Temporary files in a directory of our own, removed afterwards.
+# The in-memory merge writes a backup of every file it merges into the
+# temporary directory, and leaves the one it stopped at behind when that
+# file conflicts.  Those made in _predict's context are noted, then removed.
+# hg's process may be a long-lived command server: no global setting such as
+# tempfile.tempdir changes; filemerge._makebackup is wrapped only while the
+# prediction runs, and notes nothing for merges elsewhere in the process.
+_backups = contextvars.ContextVar('envmerge_backups', default=None)
 
-    An in-memory merge that conflicts leaves its backup file behind.
-    """
-    path = tempfile.mkdtemp(prefix='hg-envmerge-')
-    saved = tempfile.tempdir
-    tempfile.tempdir = path
-    try:
+
+def _notebackup(orig, repo, ui, fcd):
+    backup = orig(repo, ui, fcd)
+    noted = _backups.get()
+    if noted is not None and backup is not None \
+            and isinstance(fcd, context.overlayworkingfilectx):
+        noted.append(backup.path())
+    return backup
+
+
+@contextlib.contextmanager
+def _removingbackups():
+    """Remove the in-memory merge's backup files afterwards."""
+    if not hasattr(filemerge, '_makebackup'):  # hg 6.9-7.2 have it
         yield
+        return
+    noted = []
+    token = _backups.set(noted)
+    try:
+        with extensions.wrappedfunction(filemerge, '_makebackup', _notebackup):
+            yield
     finally:
-        tempfile.tempdir = saved
-        shutil.rmtree(path, ignore_errors=True)
+        _backups.reset(token)
+        for path in noted:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # removed by Mercurial: the file merged cleanly

@@ -120,7 +120,28 @@ def plan(listing, target):
     """How to go from ``listing`` to the ``target`` state.
 
     Returns ``[(app, migration, [names unapplied, newest first])]`` for the
-    apps whose latest applied migration differs from the target.
+    apps whose latest applied migration differs from the target, by app.
+    Only what is applied gets unapplied; an app not in ``target`` is left
+    alone, one the target no longer has (not in ``listing``) is skipped:
+
+    >>> listing = {'foo': [('0001_a', True)],
+    ...            'bar': [('0001_initial', True), ('0002_b', False),
+    ...                    ('0003_c', True), ('0004_d', True)],
+    ...            'baz': [('0001_x', True), ('0002_y', True)]}
+    >>> plan(listing, {'foo': 'zero', 'bar': '0001_initial', 'gone': 'zero'})
+    [('bar', '0001_initial', ['0004_d', '0003_c']), ('foo', 'zero', ['0001_a'])]
+    >>> plan(listing, {'bar': '0004_d', 'baz': '0002_y'})  # already there
+    []
+    >>> plan(listing, {'bar': '0002_b'})  # 0002_b itself was never applied
+    [('bar', '0002_b', ['0004_d', '0003_c'])]
+
+    A target the code on the target does not know (a state recorded by
+    code that has since been rewritten) stops the plan:
+
+    >>> plan(listing, {'bar': '0003_renamed'})
+    Traceback (most recent call last):
+      ...
+    mercurial.error.Abort: migration bar.0003_renamed is not known on the target
     """
     steps = []
     for app, wanted in sorted(target.items()):
@@ -140,7 +161,28 @@ def plan(listing, target):
 
 
 def resolve(listing, app, target):
-    """An explicit ``--migration`` target (``0002`` means ``0002_...``)."""
+    """An explicit ``--migration`` target (``0002`` means ``0002_...``).
+
+    >>> listing = {'bar': [('0001_initial', False), ('0002_b', False),
+    ...                    ('0012_c', False)]}
+    >>> resolve(listing, 'bar', '0002'), resolve(listing, 'bar', '0002_b')
+    ('0002_b', '0002_b')
+    >>> resolve(listing, 'bar', 'zero'), resolve({}, 'bar', 'zero')
+    ('zero', 'zero')
+
+    The number is matched whole (``001`` is not ``0012_c``); an unknown app
+    is refused like an unknown migration:
+
+    >>> resolve(listing, 'bar', '001')
+    Traceback (most recent call last):
+      ...
+    mercurial.error.InputError: no migration bar.001 on the target
+    >>> try:
+    ...     resolve(listing, 'foo', '0001')
+    ... except error.InputError as exc:
+    ...     print(exc.message.decode(), '--', exc.hint.decode())
+    no migration foo.0001 on the target -- see python manage.py showmigrations foo
+    """
     if target == ZERO:
         return ZERO
     for name, _done in listing.get(app, []):
@@ -153,7 +195,29 @@ def resolve(listing, app, target):
 
 
 def explicit(values):
-    """Parse ``--migration APP.NNNN`` values into ``{app: target}``."""
+    """Parse ``--migration APP.NNNN`` values into ``{app: target}``.
+
+    >>> explicit([b'bar.0002', b'foo.zero', b'baz.0003_c'])
+    {'bar': '0002', 'foo': 'zero', 'baz': '0003_c'}
+    >>> explicit([b'bar.0002', b'bar.0001'])  # the last one given wins
+    {'bar': '0001'}
+    >>> explicit([])
+    {}
+
+    The part after the dot is a number (maybe with the rest of the name)
+    or ``zero``:
+
+    >>> for value in (b'bar', b'bar.latest', b'0002', b'bar.0002.x', b'1bar.0002'):
+    ...     try:
+    ...         explicit([value])
+    ...     except error.InputError as exc:
+    ...         print(exc.message.decode())
+    malformed --migration value 'bar'
+    malformed --migration value 'bar.latest'
+    malformed --migration value '0002'
+    malformed --migration value 'bar.0002.x'
+    malformed --migration value '1bar.0002'
+    """
     targets = {}
     for value in values:
         m = _EXPLICIT.match(value.decode('utf-8', 'replace'))

@@ -162,6 +162,27 @@ def deployments(records):
     Items are ``(node, index of the record that put it there)``.  A
     rollback pops back to its target, so rolling back twice goes two
     deployments back, not forth again.
+
+    >>> def run(to, outcome='ok', kind='deploy'):
+    ...     return {'kind': kind, 'to': to, 'outcome': outcome}
+    >>> records = [run('a'), run('b'), run('c', 'rolledback'), run('b', 'unchanged'),
+    ...            run('c'), run(None, 'planned')]
+    >>> deployments(records)   # b again (unchanged): one entry, its newest record
+    [('a', 0), ('b', 3), ('c', 4)]
+    >>> records.append(run('b', kind='rollback'))
+    >>> deployments(records)
+    [('a', 0), ('b', 6)]
+    >>> records.append(run('a', kind='rollback'))
+    >>> deployments(records)
+    [('a', 7)]
+
+    A rollback that failed moved nothing; one to a changeset this host
+    never deployed (``-r``) starts the stack anew:
+
+    >>> deployments([run('a'), run('b'), run('a', 'failed', 'rollback')])
+    [('a', 0), ('b', 1)]
+    >>> deployments([run('a'), run('b'), run('x', kind='rollback'), run('c')])
+    [('x', 2), ('c', 3)]
     """
     stack = []
     for index, record in enumerate(records):
@@ -188,6 +209,33 @@ def stateafter(records, index):
     the ``before`` of the next record that read it; ``{}`` (nothing to
     revert) when every later record says no migration file changed; None
     when nothing tells.
+
+    >>> records = [
+    ...     {'to': 'a', 'migrations': {'before': {'bar': 'zero'},
+    ...                                'after': {'bar': '0002_b'}}},
+    ...     {'to': 'b', 'migrations': {'before': {'bar': '0002_b'}}},  # format 1
+    ...     {'to': 'c', 'migrations': {'before': {'bar': '0003_c'}}},
+    ...     {'to': 'd'},  # migrate unset then
+    ...     {'to': 'e', 'migrations': {'before': {'bar': '0003_c'},
+    ...                                'unchanged': True}},
+    ... ]
+    >>> stateafter(records, 0)  # said by the record itself
+    {'bar': '0002_b'}
+    >>> stateafter(records, 1)  # what the next run read before migrating
+    {'bar': '0003_c'}
+    >>> stateafter(records, 2)  # past a record that says nothing
+    {'bar': '0003_c'}
+    >>> print(stateafter(records[:4], 2))
+    None
+
+    ``{}`` when no later run changed a migration (or there is none: the
+    newest deployment left the state the database is in):
+
+    >>> old = [{'to': 'a', 'migrations': {'before': {'bar': '0001_a'}}},
+    ...        {'to': 'b', 'migrations': {'unchanged': True}},
+    ...        {'to': 'c', 'migrations': {'unchanged': True}}]
+    >>> stateafter(old, 0), stateafter(old, 2)
+    ({}, {})
     """
     found = records[index].get('migrations') or {}
     if found.get('after') is not None:
@@ -206,6 +254,28 @@ def beforeunfinished(records):
 
     Its ``from``, and the migration state it read before migrating, else
     the state the run before it left.  None when the newest run ended.
+
+    >>> ok = {'to': 'a' * 40, 'outcome': 'ok',
+    ...       'migrations': {'after': {'bar': '0003_c'}}}
+    >>> beforeunfinished([ok]) is None and beforeunfinished([]) is None
+    True
+
+    Killed while migrating: back to what it read before migrating.  Killed
+    before that: the state the previous deployment left.
+
+    >>> beforeunfinished([ok, {'from': 'a' * 40, 'outcome': 'unfinished',
+    ...                        'migrations': {'before': {'bar': '0003_c'}}}])
+    (b'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', {'bar': '0003_c'})
+    >>> failed = {'to': 'b' * 40, 'outcome': 'failed',  # no deployment
+    ...           'migrations': {'after': {'bar': '0009_x'}}}
+    >>> beforeunfinished([ok, failed, {'from': 'a' * 40, 'outcome': 'unfinished'}])
+    (b'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', {'bar': '0003_c'})
+
+    A first deploy that never ended goes back to the empty working copy,
+    with no state known:
+
+    >>> beforeunfinished([{'from': None, 'outcome': 'unfinished'}])
+    (None, None)
     """
     if not records or records[-1].get('outcome') != journal.UNFINISHED:
         return None

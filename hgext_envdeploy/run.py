@@ -101,13 +101,21 @@ class Run:
         return output
 
     def confirm(self, host, question):
-        """Ask yes/no (default no); ``-y`` answers yes without a terminal."""
+        """Ask yes/no (default no); with ``-y``, yes without asking.
+
+        ``-y`` is Mercurial's "do not prompt, pick the first choice": it
+        sets ``ui.interactive`` to false (as the config may do).  Unset,
+        ``ui.interactive()`` says whether stdin is a terminal: none is no
+        answer, and no yes.  A pager that owns the terminal sets it false
+        too: no yes either.
+        """
         with self._outlock:
             if self.ui.interactive():
                 return self.ui.promptchoice(
                     b'%s: %s (yn)?$$ &Yes $$ &No' % (host.name, question),
                     default=1) == 0
-            return self.ui.configsource(b'ui', b'interactive') == b'-y'
+            return (self.ui.configbool(b'ui', b'interactive') is False
+                    and not self.ui.pageractive)
 
     # -- phases
 

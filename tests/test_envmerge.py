@@ -386,6 +386,19 @@ def test_dry_run_predicts_the_conflict_and_changes_nothing(hgenv, conflict):
     assert snapshot(hgenv, work) == before
 
 
+def test_dry_run_leaves_no_temporary_file(hgenv, conflict, tmp_path):
+    # The in-memory merge writes a backup of each merged file to the temporary
+    # directory, and leaves the one it stopped at behind when it conflicts.
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    hgenv.env["TMPDIR"] = str(tmpdir)
+
+    r = hgenv.hg("envmerge", "feature", "--into", "live", "-n", cwd=conflict.work)
+
+    assert "would conflict with tool :merge" in r.out, r.text
+    assert os.listdir(tmpdir) == []
+
+
 def test_ambiguous_feature_and_missing_environment_branch(hgenv, repos):
     work = repos.work
     one = commit(hgenv, work, "feature head 1", {"one.txt": "1\n"}, rev=repos.feature)

@@ -15,12 +15,15 @@ from envtools import (
     MIGRATE, clone_target, commit_on, environment, journal, journal_lines, migrations,
     parent, wait_for,
 )
-from hgext_envdeploy import deploy, direction, journal as journalmod, migrations as migmod
+from hgext_envdeploy import (
+    config, deploy, direction, journal as journalmod, lock, migrations as migmod, rollback,
+)
 
 BASE = ["0001_initial", "0002_bar_description", "0003_bar_created"]
 
 
-@pytest.mark.parametrize("module", [journalmod, migmod, deploy, direction])
+@pytest.mark.parametrize("module", [journalmod, migmod, deploy, direction, config, rollback,
+                                    lock], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

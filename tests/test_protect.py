@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 import sshdhosts
+from conftest import unavailable
 from envtools import clone_target, environment, journal, parent
 
 NULL = "0" * 40
@@ -85,7 +86,7 @@ def acl_host(tmp_path_factory):
     """One sshd of our own whose authorized_keys we may rewrite; keys for alice and bob."""
     reason = sshdhosts.missing()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     base = str(tmp_path_factory.mktemp("acl"))
     hosts = sshdhosts.launch(base, 1, "hg")
     keys = {}

@@ -1,0 +1,422 @@
+The extension's manual, as `hg help -e hgext_envdeploy` prints it: the
+package docstring, the commands and their one-line summaries.  A change of
+wording shows here, in review.
+
+  $ cat > "$HGRCPATH" <<EOF
+  > [extensions]
+  > hgext_envdeploy =
+  > EOF
+
+  $ hg help -e hgext_envdeploy
+  hgext_envdeploy extension - deploy named branches to the environments they
+  stand for
+  
+  Each environment ("staging", "live", ...) is a named branch deployed to one or
+  more hosts: "hg envdeploy ENV" brings every host of ENV to the head of that
+  branch, runs the database migrations, reloads the web server, checks its
+  health, and writes what it did in a journal on the target.
+  
+  To enable it:
+  
+    [extensions]
+    hgext_envdeploy =
+  
+  Environments
+  ============
+  
+  Environments are declared in "[environments]", one "ENV.KEY" per line. Any key
+  may also be given in "[envdeploy]", as the default for every environment:
+  
+    [envdeploy]
+    migrate = python manage.py migrate --noinput
+  
+    [environments]
+    staging.hosts = deploy@staging.example.com
+    staging.path = /srv/staging/project
+    staging.reload = touch mysite/wsgi.py
+    live.hosts = deploy@web1.example.com, deploy@web2.example.com:2222
+    live.path = /srv/live/project
+    live.check = curl -fsS http://localhost/health/
+  
+  "branch"
+    The named branch deployed (default: the environment's name).
+  
+  "hosts"
+    "[user@]host[:port]" entries separated by commas or spaces.  Without hosts
+    the environment is local: it runs on this machine, in "path", without SSH
+    (the quickest way to try the extension, and the real set-up when the central
+    repository and the web application share a server).
+  
+  "path"
+    The repository on the target (required).  It must already exist: clone it
+    there once, or let "hg envsetup ENV" do it.
+  
+  "source"
+    What the target pulls from (default: the target repository's own "default"
+    path, as a plain "hg pull" there would).
+  
+  "migrate", "reload", "check"
+    Shell commands run in "path" on the target after the update, in this order;
+    an empty value skips the step.  They are the administrator's and run as
+    written (each in its own "sh -c").  "check" is a health check: its failure
+    fails the deploy.  They see "HGPLAIN=1".  "migrate" runs on one host only:
+    see "migrateon".
+  
+  "migrateon"
+    The host whose "migrate" migrates the environment's one database (a host as
+    written in "hosts", or a role: its first host).  Reading the migration state
+    and every migration rollback run there too, never two at once.  Default: the
+    first host.  "all": every host migrates its own database (a SQLite file per
+    host, say).
+  
+  "hosts.ROLE", "reload.ROLE", "check.ROLE"
+    Hosts with a role, and the commands that role's hosts run instead of
+    "reload" and "check" (an empty value: none):
+  
+    live.hosts.web = web1.example.com, web2.example.com
+    live.hosts.worker = worker1.example.com
+    live.reload.web = sudo systemctl reload gunicorn
+    live.reload.worker = sudo systemctl restart celery
+    live.check.worker =
+    live.migrateon = web
+  
+    A host has one role at most; output, ``-T json`` (``role``), ``hg
+    envstatus`` and the journal name it.  A role is letters, digits, ``-``
+    and ``_``, and not ``all``, ``env``, ``rollback``, ``sources`` or
+    ``state``.
+  
+  "hg"
+    The hg executable on the target (default "hg"; for a local environment, the
+    hg running this command).  Non-interactive SSH sessions often have a short
+    PATH: give an absolute path if "hg" is not found.
+  
+  "identity"
+    A private key file.  Otherwise "~/.ssh/config" ("HostName", "User", "Port",
+    "IdentityFile", "ProxyCommand", "ProxyJump", "ForwardAgent") and ssh-agent
+    apply, as they do for the "ssh" command.  An encrypted key is used through
+    the agent ("ssh-add"): no passphrase is ever asked for or stored.
+  
+  "forwardagent"
+    "true" lends the target the deploying user's ssh-agent for the session, so
+    that its "hg pull" from an "ssh://" source works without a key of its own on
+    the server (default "false").
+  
+  "serial"
+    Deploy the hosts in batches of N hosts, or N% of them ("serial = 1": one at
+    a time); a batch starts only when the previous one succeeded. Default: all
+    at once, "concurrency" at a time.
+  
+  "maxfail"
+    How many failed hosts are tolerated before the deploy stops (default 0: the
+    first failure stops it).  Hosts never started are reported as untouched.
+  
+  "pushto"
+    Where "hg envmerge" pushes the environment's branch: a name from "[paths]"
+    or a URL (default: "default-push", else "default").
+  
+  "env.NAME"
+    An environment variable exported to everything run on the targets
+    ("migrate", "reload", "check" and hg), for example
+    "live.env.DJANGO_SETTINGS_MODULE = mysite.settings.live".  Values go through
+    the SSH session, never on a command line.  "[envdeploy] env.NAME" gives
+    every environment one; the environment's own wins.
+  
+  "secret"
+    Names of "env.NAME" values that are never shown: every output of the targets
+    (steps, errors, "-T", background logs) has them replaced by "***", and they
+    are never journaled.  Masking finds the value as written: a step that
+    transforms it (encodes it, splits it) is beyond its reach.
+  
+  Settings of the whole run, in "[envdeploy]":
+  
+  "knownhosts"
+    The known_hosts file (default "~/.ssh/known_hosts"), read once a run.
+  
+  "hostkeys"
+    "strict" (default): an unknown or changed host key is refused. "accept-new":
+    an unknown host's key is trusted and added to "knownhosts"; a changed key is
+    still refused.
+  
+  "sshconfig"
+    The OpenSSH client configuration read (default "~/.ssh/config").
+  
+  "concurrency"
+    How many hosts are deployed at once (default 8).
+  
+  "locktimeout"
+    Seconds a deploy waits for another deploy's lock on a host before it gives
+    up, naming the holder (default 30).
+  
+  "timeout"
+    Seconds a host may stay silent during a step before it is reported as failed
+    (default 600); "connecttimeout" (default 15) bounds connecting.
+  
+  "grace"
+    Seconds running steps get to finish after Ctrl-C (default 10).  No new host
+    or step starts; the journal says "interrupted"; every reachable host is
+    unlocked.  A second Ctrl-C leaves at once (a step still running on a host
+    unlocks that host when it ends).
+  
+  "cmdserver"
+    Whether a target's hg commands (reading its state, pull, update) run in one
+    Mercurial command server ("hg serve --cmdserver pipe") instead of one
+    process each (default true): Python and Mercurial start once, not three
+    times.  Where the target's "hg" cannot serve, each command runs as its own
+    process anyway; "false" never tries.
+  
+  Merging into an environment
+  ===========================
+  
+  "hg envmerge FEATURE --into ENV" merges a named branch (its single head), a
+  bookmark or any revision into ENV's branch: it updates to the branch's head,
+  merges, commits "Merging FEATURE into ENV" (or "-m TEXT"), pushes that branch
+  to "pushto" and, with "--deploy", deploys ENV.  It refuses to start on a dirty
+  working copy or an unfinished operation, and always puts the working copy back
+  where it was (parent, branch name, active bookmark).  Conflicts that the merge
+  tool ("-t") does not resolve abandon the merge and list the files; a push that
+  fails (someone pushed to the branch meanwhile) keeps the merge commit here,
+  named, and forces nothing.  "-n" shows the changesets and files to merge and
+  whether the merge would conflict (tried in memory with an internal merge
+  tool).
+  
+  Push to deploy
+  ==============
+  
+  The central repository (the one everybody pushes to) can deploy an environment
+  as soon as changesets land on its branch:
+  
+    [extensions]
+    hgext_envdeploy =
+  
+    [hooks]
+    changegroup.envdeploy = python:hgext_envdeploy.hooks.changegroup
+  
+    [environments]
+    staging.autodeploy = true
+  
+  "autodeploy"
+    "false" (default): only "hg envdeploy" deploys.  "true": a push that moves
+    the head of the environment's branch deploys that head while the push waits;
+    everything the deploy prints reaches the pusher (as "remote:" lines over SSH
+    and HTTP), ending with one line per environment: deployed, skipped, or
+    FAILED and why.  "background": the push starts the deploy detached and
+    returns at once, naming the deploy's log file (under
+    ".hg/envdeploy/autodeploy/", which keeps the newest 50).
+  
+  "autodeploy.sources"
+    In "[envdeploy]": where changesets must come from to deploy (default "serve
+    push": pushes over SSH or HTTP, and local pushes).  A pull or an unbundle
+    into the central repository does not deploy.
+  
+  The deploy is the one "hg envdeploy ENV -r NODE" does (locks, journal, host
+  key checks alike), run by the user the push runs as on the server; its journal
+  records also say which push started it ("trigger": the hook, where the push
+  came from, and the pusher as the "acl" extension finds it). A failed deploy
+  never undoes the push, and Mercurial only warns about a failing changegroup
+  hook ("hg push" still exits 0): every outcome is also appended to
+  ".hg/envdeploy/autodeploy.log" in the central repository.  The deploys of an
+  environment take turns behind a lock there (waiting up to "[ui] timeout"
+  seconds); a deploy that waited while a later push moved the branch on is
+  skipped with a note, the later push's deploy bringing the newer head.
+  
+  Where no hook can be installed in the central repository (hosted services), a
+  developer's repository can deploy after its own pushes:
+  
+    [hooks]
+    post-push.envdeploy = python:hgext_envdeploy.hooks.postpush
+  
+  It deploys the autodeploy environments whose branch head the push included,
+  unless that head was already deployed from this repository.
+  
+  Hooks and environments in an hgrc that the user running hg on the server does
+  not trust are ignored ("hg help config.trusted"): see "[trusted]" in the
+  README.
+  
+  Who may push to an environment
+  ==============================
+  
+  Who may push to "live" is for Mercurial's "acl" extension to decide ("hg help
+  acl"), in the central repository beside the deploy hook:
+  
+    [hooks]
+    pretxnchangegroup.acl = python:hgext.acl.hook
+  
+    [acl]
+    sources = serve
+  
+    [acl.groups]
+    deployers = alice, carol
+  
+    [acl.deny.branches]
+    live = !@deployers
+  
+  A push that brings a changeset on "live" from anyone outside "deployers" is
+  rejected whole: nothing stored, nothing deployed.  acl knows the pusher over
+  ssh by the login name ("LOGNAME") of the hg serving the push, over http by the
+  web server's authenticated user; the README shows how with a shared ssh
+  account.
+  
+  What acl cannot do is keep a branch at one head.  "protect" does:
+  
+    [hooks]
+    pretxnchangegroup.envprotect = python:hgext_envdeploy.hooks.protect
+  
+    [environments]
+    live.protect = true
+  
+  "protect"
+    "true": changesets (pushed, pulled or unbundled) that would leave the
+    environment's branch with more than one open head are rejected whole, even
+    after "hg push --force", naming the branch and its heads.  Closed heads do
+    not count, and changesets on other branches always pass. Default "false".  A
+    protected environment whose configuration cannot be read rejects every push
+    until it is fixed.  With changeset evolution on a non-publishing repository,
+    use "pretxnclose.envprotect" instead: it runs once the push's obsolescence
+    markers are in, so an amended head replaces the old one.
+    "pretxncommit.envprotect" also stops commits made in the central repository
+    itself.
+  
+  Setting up and looking at environments
+  ======================================
+  
+  "hg envsetup ENV" prepares the hosts of a new environment: where "path" does
+  not exist it clones "source" there (default: this repository's "default" path;
+  for a local environment without one, this repository) and updates to the
+  branch head; where it exists, it checks that it is a clone of this project.
+  Then it checks "requiredfiles" and uploads "localsettings" where it is
+  missing.  It never migrates, reloads or overwrites anything, so a second run
+  changes nothing.
+  
+  "hg envcheck ENV" is the pre-flight check: host reachable with a known key
+  (never added to known_hosts, whatever "hostkeys" says), "hg" runs there,
+  "path" is a clone of this project, the changeset to deploy is in the source
+  the host pulls from, the required files are there, the lock is free and the
+  working copy clean.  It changes nothing, reports every problem at once, and
+  exits 1 when a check failed.
+  
+  "hg envstatus [ENV]..." shows, per host: the deployed changeset, who deployed
+  it and when, how many changesets the next deploy would bring (and their new
+  migrations), manual edits, a lock and its holder, and the migrations not
+  applied ("--no-migrations" skips reading them).  "hg envlog ENV" shows the
+  journals of ENV's hosts, one entry per run, newest first.  Both read the hosts
+  in parallel and accept "-T json".
+  
+  "requiredfiles"
+    Files a deploy needs that are not under version control, relative to "path",
+    separated by commas or spaces (e.g. "local_settings.py", which Django
+    projects keep out of the repository in ".hgignore").
+  
+  "localsettings"
+    A file on this machine that "hg envsetup" uploads where it is missing (mode
+    600, never over an existing file, never printed): as the entry of
+    "requiredfiles" with the same file name, else as the first entry, else as
+    "local_settings.py" at the top of "path".
+  
+  What a deploy does on each host
+  ===============================
+  
+  1. Takes the deploy lock ".hg/envdeploy/lock" in the target repository. It is
+     held by the deploy's own shell session and released when that session ends,
+     however it ends.  A lock whose holder process is gone is reported and taken
+     over; a live one makes the deploy wait "locktimeout" seconds, then fail
+     naming who holds it. "--break-lock" removes a lock by force, after showing
+     its holder and asking (without a terminal, "-y" answers yes).
+  2. Records the target's revision and manual edits.  Before they are discarded,
+     edits are saved as ".hg/envdeploy/patches/ID.patch" ("ID" is the run's id;
+     binary files, modes, "hg add", "hg rm" and files deleted without it
+     included), and the untracked or ignored files the update would replace by
+     tracked ones into ".hg/envdeploy/patches/ID/untracked/"; the deploy names
+     both.  On the target, in the repository, "hg import --no-commit
+     .hg/envdeploy/patches/ID.patch" brings every edit back (files added with
+     "hg add" are moved to "patches/ID/added/" before the update, so that the
+     import can create them again). When a host is at a changeset this
+     repository does not have (pull first), or at a descendant of NODE (the
+     deploy would go backwards), the deploy stops before any host changes,
+     naming every such host; "--force" deploys anyway, and "hg envrollback" is
+     the way back on purpose.  A host on another line (a sibling head, another
+     branch) is deployed as usual.  The push hooks and "envmerge --deploy" never
+     force: the refusal is their deploy's failure.
+  3. "hg pull -r NODE [SOURCE]" (skipped when the changeset is already there),
+     then writes ahead in ".hg/envdeploy/journal.jsonl" that the run began (who,
+     from which changeset to which, the saved patch): a session lost later still
+     leaves a record, which "hg envstatus" and "hg envcheck" show as unfinished,
+     and from which nothing is inferred.
+  4. On the migration host ("migrateon") first: "hg update -C -r NODE", then,
+     when "migrate" is set, reads the migration state with the new code (skipped
+     when no file under a "migrations" directory changed and the last run
+     recorded the state it left), journals it, and runs "migrate".  Only then
+     "hg update -C -r NODE" on the other hosts, and "reload" and "check"
+     everywhere (each host's role's own).  With "serial", the migration host is
+     in the first batch.  A host already at NODE with a clean working copy and a
+     journal record of that deploy only runs "check".  The hg commands share one
+     hg process (see "cmdserver").
+  5. Once every host has finished its steps: if the deploy failed anywhere and
+     "onfailure = rollback", every host this deploy changed is rolled back (see
+     below), so the environment never keeps mixed versions.  When a host fails,
+     no further host starts; a failed migration, or a failure of the migration
+     host after it migrated, stops the deploy whatever "maxfail" says.
+  6. Completes the journal record (format 2, documented in "journal.py"): each
+     step's status and duration, the migrations applied and the state left
+     (read, or carried forward), the outcome and any rollback; then unlocks.
+  
+  Rollbacks and migrations
+  ========================
+  
+  "hg envrollback ENV" returns every host of ENV to the deployment before the
+  current one in its journal ("--to ID" picks a journal record, "-r REV" a
+  changeset, "--migration APP.NNNN" a migration target).  The order is what
+  makes it work: the migrations of every app whose state differs from the one
+  that deployment left are reverted first, while the current code (which holds
+  the migration files) is checked out; then "hg update -C" to the older
+  changeset; then "reload" and "check" (none after going back to an empty
+  working copy).  The migrations go back once, on the migration host; then the
+  code moves on every host.  A migration that cannot be reversed stops the
+  rollback before the code is touched, and the schema is migrated forward again.
+  
+  After a failed "migrate" and after every migration rollback the state is read
+  again and compared with what was wanted.  Where they differ (a migration with
+  "atomic = False" that stopped halfway, MySQL's DDL outside transactions, a
+  partial run), the output says "schema NOT restored" and names what is still
+  applied or missing, and the journal records the rollback as "partial": such a
+  host is never reported as rolled back. When the newest run on a host never
+  finished, "hg envrollback" returns to the code and schema recorded before that
+  run.
+  
+  "onfailure"
+    "rollback" (default): when "migrate", "reload" or "check" fails during a
+    deploy, roll back the failed host and every host the deploy had changed
+    (migrations, then code, then reload).  "stop": leave the hosts as the
+    failure found them.
+  
+  "migrate.state"
+    A command printing the migration state in Django's "showmigrations" format.
+    Default: when "migrate" runs "manage.py migrate", the same "manage.py
+    showmigrations" (so the same Python runs it); otherwise no state is recorded
+    and rollbacks only revert code.
+  
+  "migrate.rollback"
+    A command reverting one app, with "{app}" and "{migration}" replaced by
+    quoted values ("zero" for none).  Default: "manage.py migrate --noinput
+    {app} {migration}" as above.
+  
+  Every value the extension puts into a command on the target (path, revision,
+  source) is quoted; the changeset is always passed as a full hash resolved in
+  this repository, so branch names never reach a shell.
+  
+  list of commands:
+  
+  Remote repository management:
+  
+   envcheck      check that every host of an environment is ready for a deploy
+   envdeploy     deploy the head of an environment's branch to its hosts
+   envlog        show the deploy history of an environment
+   envrollback   return an environment to an earlier deployment
+   envsetup      prepare the hosts of a new environment
+   envstatus     show what is deployed on each host, and what the next deploy
+                 brings
+  
+  Change manipulation:
+  
+   envmerge      merge a feature into an environment's branch and push it
+  
+  (use 'hg help -v hgext_envdeploy' to show built-in aliases and global options)
