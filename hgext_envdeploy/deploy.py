@@ -40,7 +40,7 @@ ends at the same changeset, even if someone pushes meanwhile.
 import threading
 
 from mercurial.i18n import _
-from mercurial import error, logcmdutil, pycompat
+from mercurial import error, logcmdutil
 from mercurial.utils import urlutil
 
 from . import config, direction, heads, journal, migrations, rollback
@@ -182,7 +182,7 @@ class Deploy(Run):
         migrator = self.migrator(result)
         if migrator is result or not self.env.migrate or migrator.converged:
             return None
-        if any(s['name'] == 'migrate' and s['status'] == 0
+        if any(s['name'] == b'migrate' and s['status'] == 0
                for s in migrator.steps):
             return None
         return _(b'nothing changed: the migration host %s did not '
@@ -314,7 +314,7 @@ class Deploy(Run):
                                         b'atomic, or the database has no '
                                         b'transactional DDL; part of it may '
                                         b'be in the database')
-                         % pycompat.sysbytes(done[1]), 'warn',
+                         % done[1], 'warn',
                          b'envdeploy.failed')
         try:
             listing = result.session.migrations()
@@ -337,7 +337,7 @@ class Deploy(Run):
         except StepFailed as exc:
             if _HOOKFAILED in exc.output:
                 # Its hook could not write ahead: the update never began.
-                result.steps[-1]['name'] = 'journal'
+                result.steps[-1]['name'] = b'journal'
                 exc.step = b'journal'
                 exc.message = _(b'could not write the journal: nothing '
                                 b'changed')
@@ -371,7 +371,7 @@ class Deploy(Run):
         if records and records[-1].get('outcome') == journal.UNFINISHED:
             return False
         last = _lastdeploy(records)
-        return last is not None and last.get('to') == self.node.decode('ascii')
+        return last is not None and last.get('to') == self.node
 
     def records(self, session):
         records = session.tail or []
@@ -481,7 +481,7 @@ class Deploy(Run):
         migrator = self.migrator(result)
         record = result.rollback
         theirs = migrator.rollback or {}
-        if theirs.get('outcome') == 'failed':
+        if theirs.get('outcome') == journal.FAILED:
             # The schema stayed ahead: so does the code that needs it.
             if migrator is not result:
                 rollback.kept(self, result, record, _(
@@ -493,12 +493,12 @@ class Deploy(Run):
         if rollback.attempt(self, result, record, rollback.revertcode,
                             self, result, result.fromnode, record):
             if record.get('outcome') is None:
-                record['outcome'] = 'ok'
+                record['outcome'] = journal.OK
         if theirs.get('outcome') == journal.PARTIAL and record.get(
-                'outcome') == 'ok':
+                'outcome') == journal.OK:
             record['outcome'] = journal.PARTIAL
             record['message'] = theirs['message']
-        if result.outcome == b'rolledback' and record['outcome'] != 'ok':
+        if result.outcome == b'rolledback' and record['outcome'] != journal.OK:
             result.outcome = b'partial' if record['outcome'] == \
                 journal.PARTIAL else b'failed'
             result.failed = result.failed or b'rollback'

@@ -18,7 +18,7 @@ from mercurial.i18n import _
 from mercurial import error, node as nodemod
 
 from . import config, journal
-from .hostread import KINDS, enter, onhosts, short, tobytes
+from .hostread import KINDS, enter, onhosts, short
 
 
 class Entry:
@@ -36,11 +36,11 @@ class Entry:
 
     @property
     def started(self):
-        return min((r.get('started') or '') for _h, r in self.records)
+        return min((r.get('started') or b'') for _h, r in self.records)
 
     @property
     def finished(self):
-        return max((r.get('finished') or '') for _h, r in self.records)
+        return max((r.get('finished') or b'') for _h, r in self.records)
 
     @property
     def duration(self):
@@ -48,7 +48,7 @@ class Entry:
 
     @property
     def kind(self):
-        return self.first('kind') or 'deploy'
+        return self.first('kind') or journal.DEPLOY
 
     def agree(self, field):
         """Whether every host has the same ``field``."""
@@ -75,17 +75,18 @@ class Entry:
     def trigger(self):
         """The push that started the run, as bytes; ``{}`` when none."""
         trigger = self.first('trigger')
-        return tobytes(trigger) if isinstance(trigger, dict) else {}
+        return trigger if isinstance(trigger, dict) else {}
 
     @property
     def outcome(self):
         outcomes = [r.get('outcome') for _h, r in self.records]
-        bad = [o for o in outcomes if o not in ('ok', 'unchanged')]
+        bad = [o for o in outcomes if o not in journal.DEPLOYED]
         if not bad:
-            return 'unchanged' if set(outcomes) == {'unchanged'} else 'ok'
+            return (journal.UNCHANGED if set(outcomes) == {journal.UNCHANGED}
+                    else journal.OK)
         if len(set(bad)) == 1 and len(bad) == len(outcomes):
             return bad[0]
-        return 'failed'
+        return journal.FAILED
 
 
 def merge(rows, hostorder):
@@ -93,7 +94,8 @@ def merge(rows, hostorder):
     entries = {}
     for row in rows:
         for rec in row.get('records') or []:
-            key = rec.get('id') or '%s@%s' % (rec.get('started'), row['host'])
+            key = rec.get('id') or b'%s@%s' % (rec.get('started') or b'?',
+                                                  row['host'])
             entries.setdefault(key, Entry(key)).records.append(
                 (row['host'], rec))
     for entry in entries.values():
@@ -172,46 +174,46 @@ def _entrydata(fm, env, entry):
     """Every field, as the text shows it in other words (or not at all)."""
     trigger = entry.trigger
     fm.data(
-        id=tobytes(entry.id),
+        id=entry.id,
         env=env.name,
-        kind=tobytes(entry.kind),
-        user=tobytes(entry.first('user') or ''),
-        client=tobytes(entry.first('client') or ''),
-        started=tobytes(entry.started),
-        finished=tobytes(entry.finished),
+        kind=entry.kind,
+        user=entry.first('user') or b'',
+        client=entry.first('client') or b'',
+        started=entry.started,
+        finished=entry.finished,
         duration=entry.duration,
-        outcome=tobytes(entry.outcome),
-        applied=fm.formatlist(tobytes(entry.migrations('applied')),
+        outcome=entry.outcome,
+        applied=fm.formatlist(entry.migrations('applied'),
                               name=b'migration'),
-        reverted=fm.formatlist(tobytes(entry.migrations('reverted')),
+        reverted=fm.formatlist(entry.migrations('reverted'),
                                name=b'migration'),
         pusher=trigger.get(b'pusher') or b'',
         pushurl=trigger.get(b'url') or b'',
     )
     # 'from' is a Python keyword: pass it through a dict.
-    fm.data(**{'from': tobytes(entry.common('from') or ''),
-               'to': tobytes(entry.common('to') or '')})
+    fm.data(**{'from': entry.common('from') or b'',
+               'to': entry.common('to') or b''})
     _hostsdata(fm, entry)
 
 
 def _entrytext(fm, repo, entry):
     bad = [r for _h, r in entry.records
-           if r.get('outcome') not in ('ok', 'unchanged')]
-    outcome = tobytes(entry.outcome)
+           if r.get('outcome') not in journal.DEPLOYED]
+    outcome = entry.outcome
     if bad and len(bad) < len(entry.records):
         outcome = _(b'failed on %d of %d hosts') % (len(bad),
                                                     len(entry.records))
     fm.plain(_(b'%s %s by %s, %s (%.1fs): %s\n') % (
-        KINDS.get(entry.kind, tobytes(entry.kind)), tobytes(entry.id),
-        tobytes(entry.first('user') or '?'), tobytes(entry.started),
+        KINDS.get(entry.kind, entry.kind), entry.id,
+        entry.first('user') or b'?', entry.started,
         entry.duration, outcome),
         label=b'envdeploy.failed' if bad else b'envdeploy.ok')
     differs = _(b'(differs per host)')
     samefrom, sameto = entry.agree('from'), entry.agree('to')
-    tonode = tobytes(entry.common('to') or '')
+    tonode = entry.common('to') or b''
     desc = _desc(repo, tonode)
     fm.plain(_(b'  %s -> %s%s\n') % (
-        short(tobytes(entry.common('from') or '')) if samefrom else differs,
+        short(entry.common('from') or b'') if samefrom else differs,
         short(tonode) if sameto else differs,
         b' "%s"' % desc if desc else b''))
     trigger = entry.trigger
@@ -219,17 +221,17 @@ def _entrytext(fm, repo, entry):
         fm.plain(_(b'  started by a push from %s%s\n') % (
             trigger.get(b'pusher') or b'?',
             b' (%s)' % trigger[b'url'] if trigger.get(b'url') else b''))
-    applied = tobytes(entry.migrations('applied'))
+    applied = entry.migrations('applied')
     if applied:
         fm.plain(_(b'  migrations applied: %s\n') % b', '.join(applied))
-    reverted = tobytes(entry.migrations('reverted'))
+    reverted = entry.migrations('reverted')
     if reverted:
         fm.plain(_(b'  migrations reverted: %s\n') % b', '.join(reverted))
     for host, rec in entry.records:
-        fm.plain(b'  %s: %s\n' % (tobytes(host),
+        fm.plain(b'  %s: %s\n' % (host,
                                    _hostresult(rec, samefrom, sameto)),
                  label=b'envdeploy.failed'
-                 if rec.get('outcome') not in ('ok', 'unchanged') else b'')
+                 if rec.get('outcome') not in journal.DEPLOYED else b'')
     fm.plain(b'\n')
 
 
@@ -242,36 +244,34 @@ def _hostsdata(fm, entry):
                                                dict) else None
         sub.data(
             host=host,
-            outcome=tobytes(rec.get('outcome') or ''),
-            failed=tobytes(rec.get('failed') or ''),
-            message=tobytes(rec.get('message') or ''),
-            to=tobytes(rec.get('to') or ''),
+            outcome=rec.get('outcome') or b'',
+            failed=rec.get('failed') or b'',
+            message=rec.get('message') or b'',
+            to=rec.get('to') or b'',
             duration=rec.get('duration'),
-            patch=tobytes(rec.get('patch') or ''),
-            rollback=tobytes(rb.get('outcome') or '') if rb else b'',
+            patch=rec.get('patch') or b'',
+            rollback=rb.get('outcome') or b'' if rb else b'',
         )
-        sub.data(**{'from': tobytes(rec.get('from') or '')})
+        sub.data(**{'from': rec.get('from') or b''})
     sub.end()
 
 
 def _hostresult(rec, samefrom, sameto):
     """One host's part of a run, for its line under the run."""
-    brec = tobytes(rec)
-    text = brec.get(b'outcome') or b'?'
-    if rec.get('outcome') == 'failed':
-        text = _(b'failed at %s: %s') % (brec.get(b'failed') or b'?',
-                                         brec.get(b'message') or b'')
+    text = rec.get('outcome') or b'?'
+    if rec.get('outcome') == journal.FAILED:
+        text = _(b'failed at %s: %s') % (rec.get('failed') or b'?',
+                                         rec.get('message') or b'')
     if not samefrom:
-        text += _(b', from %s') % short(brec.get(b'from'))
+        text += _(b', from %s') % short(rec.get('from'))
     if not sameto:
-        text += _(b', to %s') % short(brec.get(b'to'))
+        text += _(b', to %s') % short(rec.get('to'))
     if rec.get('duration') is not None:
         text += b' (%.1fs)' % rec['duration']
     rb = rec.get('rollback')
     if isinstance(rb, dict):
-        brb = tobytes(rb)
         text += _(b'; automatic rollback to %s: %s') % (
-            short(brb.get(b'to')), brb.get(b'outcome') or b'?')
+            short(rb.get('to')), rb.get('outcome') or b'?')
     if rec.get('patch'):
-        text += _(b'; manual edits saved as %s') % brec[b'patch']
+        text += _(b'; manual edits saved as %s') % rec['patch']
     return text

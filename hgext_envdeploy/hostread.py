@@ -24,9 +24,8 @@ from .shell import Shell, ShellError
 from .target import HostSession, StepFailed
 
 KINDS = {
-    'deploy': _(b'deploy'),
-    'rollback': _(b'rollback'),
-    'autorollback': _(b'automatic rollback'),
+    b'deploy': _(b'deploy'),
+    b'rollback': _(b'rollback'),
 }
 
 
@@ -176,17 +175,6 @@ def lockinfo(output):
 
 
 # -- the wording the reading commands share
-
-
-def tobytes(value):
-    """Journal values (JSON text) as the bytes the formatter wants."""
-    if isinstance(value, str):
-        return value.encode('utf-8', 'surrogateescape')
-    if isinstance(value, list):
-        return [tobytes(v) for v in value]
-    if isinstance(value, dict):
-        return {tobytes(k): tobytes(v) for k, v in value.items()}
-    return value
 
 
 def plural(count, one, many):

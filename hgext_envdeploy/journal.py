@@ -65,32 +65,71 @@ import json
 
 from .shell import quote
 
+# In memory a record is a dict with str field names and bytes values, as
+# everything else in the extension (and Mercurial) speaks bytes; on disk it
+# is JSON text.  tobytes and totext, here only, convert between the two.
+# The migration states (``before``, ``after``) are keyed by app: bytes.
+_KEYED = ('before', 'after')
+
+
+def tobytes(value, field=None):
+    """A value read from JSON, its text as bytes.
+
+    >>> tobytes({'to': 'ab', 'migrations': {'before': {'bar': '0003'}},
+    ...          'steps': [{'name': 'update', 'status': 0}]})
+    {'to': b'ab', 'migrations': {'before': {b'bar': b'0003'}}, 'steps': [{'name': b'update', 'status': 0}]}
+    """
+    if isinstance(value, str):
+        return value.encode('utf-8', 'surrogateescape')
+    if isinstance(value, list):
+        return [tobytes(v) for v in value]
+    if isinstance(value, dict):
+        if field in _KEYED:
+            return {tobytes(k): tobytes(v) for k, v in value.items()}
+        return {k: tobytes(v, k) for k, v in value.items()}
+    return value
+
+
+def totext(value):
+    """A value as JSON takes it: bytes decoded (lossless: surrogateescape).
+
+    >>> totext({'to': b'ab', 'before': {b'bar': b'0003'}, 'n': 1})
+    {'to': 'ab', 'before': {'bar': '0003'}, 'n': 1}
+    """
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'surrogateescape')
+    if isinstance(value, (list, tuple)):
+        return [totext(v) for v in value]
+    if isinstance(value, dict):
+        return {totext(k): totext(v) for k, v in value.items()}
+    return value
+
 VERSION = 2
 DIRECTORY = b'.hg/envdeploy'
 JOURNAL = DIRECTORY + b'/journal.jsonl'
 
 # The phases of a run's lines.
-BEGIN = 'begin'
-MIGRATING = 'migrating'
-END = 'end'
+BEGIN = b'begin'
+MIGRATING = b'migrating'
+END = b'end'
 
 # Kinds of run.
-DEPLOY = 'deploy'
-ROLLBACK = 'rollback'
+DEPLOY = b'deploy'
+ROLLBACK = b'rollback'
 
 # Outcomes of a host in a run: the one vocabulary of the journal, the
 # summary and -T json.
-OK = 'ok'  # deployed (or rolled back) as asked
-UNCHANGED = 'unchanged'  # already there: only the check ran, and passed
-PLANNED = 'planned'  # a dry run: nothing changed
-FAILED = 'failed'  # a step failed (``rollback`` says what was undone)
-ROLLEDBACK = 'rolledback'  # changed, then rolled back (verified) because
+OK = b'ok'  # deployed (or rolled back) as asked
+UNCHANGED = b'unchanged'  # already there: only the check ran, and passed
+PLANNED = b'planned'  # a dry run: nothing changed
+FAILED = b'failed'  # a step failed (``rollback`` says what was undone)
+ROLLEDBACK = b'rolledback'  # changed, then rolled back (verified) because
 # another host failed
-PARTIAL = 'partial'  # rolled back, but the schema is NOT as it was
-INTERRUPTED = 'interrupted'  # Ctrl-C
-UNTOUCHED = 'untouched'  # nothing changed on this host
-UNREACHABLE = 'unreachable'  # never reached: nothing changed
-UNFINISHED = 'unfinished'  # read back only: a run without its end line
+PARTIAL = b'partial'  # rolled back, but the schema is NOT as it was
+INTERRUPTED = b'interrupted'  # Ctrl-C
+UNTOUCHED = b'untouched'  # nothing changed on this host
+UNREACHABLE = b'unreachable'  # never reached: nothing changed
+UNFINISHED = b'unfinished'  # read back only: a run without its end line
 OUTCOMES = (OK, UNCHANGED, PLANNED, FAILED, ROLLEDBACK, PARTIAL, INTERRUPTED,
             UNTOUCHED, UNREACHABLE, UNFINISHED)
 # What left its host deployed at ``to``.
@@ -99,7 +138,7 @@ DEPLOYED = (OK, UNCHANGED)
 
 def encode(record, phase=END):
     """One journal line (ASCII-only JSON, no newline inside)."""
-    record = dict(record, v=VERSION, phase=phase)
+    record = totext(dict(record, v=VERSION, phase=phase))
     return json.dumps(record, sort_keys=True, ensure_ascii=True).encode('ascii')
 
 
@@ -140,7 +179,7 @@ def parse(data):
         if not isinstance(record, dict) or 'v' not in record:
             damaged += 1
             continue
-        records.append(record)
+        records.append(tobytes(record))
     return records, damaged
 
 
@@ -151,17 +190,17 @@ def runs(lines):
     own); a run without an ``end`` line gets the outcome ``unfinished``.
 
     >>> [(r['id'], r['outcome']) for r in runs([
-    ...     {'v': 1, 'id': 'a', 'outcome': 'ok'},
-    ...     {'v': 2, 'id': 'b', 'phase': 'begin', 'from': 'x'},
-    ...     {'v': 2, 'id': 'b', 'phase': 'end', 'outcome': 'failed'},
-    ...     {'v': 2, 'id': 'c', 'phase': 'begin', 'from': 'y'},
-    ...     {'v': 2, 'id': 'c', 'phase': 'migrating',
-    ...      'migrations': {'before': {'bar': '0003'}}}])]
-    [('a', 'ok'), ('b', 'failed'), ('c', 'unfinished')]
-    >>> runs([{'v': 2, 'id': 'c', 'phase': 'begin', 'from': 'y'},
-    ...       {'v': 2, 'id': 'c', 'phase': 'migrating',
-    ...        'migrations': {'before': {'bar': '0003'}}}])[0]['migrations']
-    {'before': {'bar': '0003'}}
+    ...     {'v': 1, 'id': b'a', 'outcome': b'ok'},
+    ...     {'v': 2, 'id': b'b', 'phase': b'begin', 'from': b'x'},
+    ...     {'v': 2, 'id': b'b', 'phase': b'end', 'outcome': b'failed'},
+    ...     {'v': 2, 'id': b'c', 'phase': b'begin', 'from': b'y'},
+    ...     {'v': 2, 'id': b'c', 'phase': b'migrating',
+    ...      'migrations': {'before': {b'bar': b'0003'}}}])]
+    [(b'a', b'ok'), (b'b', b'failed'), (b'c', b'unfinished')]
+    >>> runs([{'v': 2, 'id': b'c', 'phase': b'begin', 'from': b'y'},
+    ...       {'v': 2, 'id': b'c', 'phase': b'migrating',
+    ...        'migrations': {'before': {b'bar': b'0003'}}}])[0]['migrations']
+    {'before': {b'bar': b'0003'}}
     """
     merged = {}
     order = []

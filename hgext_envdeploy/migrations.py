@@ -29,17 +29,17 @@ from mercurial import error, node as nodemod
 
 from .shell import quote
 
-ZERO = 'zero'
+ZERO = b'zero'
 
 _MANAGE = re.compile(br'^(?P<manage>.*\bmanage\.py)\s+migrate\b')
-_APPLIED = re.compile(r'^\s+\[(?P<mark>[X ])\]\s+(?P<name>\S+)')
-_IRREVERSIBLE = re.compile(r'in (?P<migration>[\w]+\.[\w]+) is not reversible')
+_APPLIED = re.compile(br'^\s+\[(?P<mark>[X ])\]\s+(?P<name>\S+)')
+_IRREVERSIBLE = re.compile(br'in (?P<migration>\w+\.\w+) is not reversible')
 # Django's migrate output: "  Applying bar.0004_x... OK" (and Unapplying).
-_APPLYING = re.compile(r'^\s*(?P<verb>Applying|Unapplying) '
-                       r'(?P<app>\w+)\.(?P<name>\w+)\.\.\.(?P<ok> OK)?')
-_MIGRATE_OUTPUT = re.compile(r'^(Running migrations:|\s+No migrations to apply)',
+_APPLYING = re.compile(br'^\s*(?P<verb>Applying|Unapplying) '
+                       br'(?P<app>\w+)\.(?P<name>\w+)\.\.\.(?P<ok> OK)?')
+_MIGRATE_OUTPUT = re.compile(br'^(Running migrations:|\s+No migrations to apply)',
                              re.M)
-_EXPLICIT = re.compile(r'^(?P<app>[A-Za-z_]\w*)\.(?P<target>zero|\d+\w*)$')
+_EXPLICIT = re.compile(br'^(?P<app>[A-Za-z_]\w*)\.(?P<target>zero|\d+\w*)$')
 
 
 def _django(env):
@@ -86,24 +86,24 @@ def rollbackcommand(env, app, migration):
     if not template:
         manage = _django(env) or b'python manage.py'
         template = manage + b' migrate --noinput {app} {migration}'
-    return template.replace(b'{app}', quote(app.encode('utf-8'))).replace(
-        b'{migration}', quote(migration.encode('utf-8')))
+    return template.replace(b'{app}', quote(app)).replace(
+        b'{migration}', quote(migration))
 
 
 def parse(output):
     """``{app: [(name, applied), ...]}`` from showmigrations output."""
     listing = {}
     app = None
-    for line in output.decode('utf-8', 'replace').splitlines():
+    for line in output.splitlines():
         if not line.strip():
             continue
-        if not line[0].isspace():
+        if not line[:1].isspace():
             app = line.strip()
             listing[app] = []
             continue
         m = _APPLIED.match(line)
         if m and app is not None:
-            listing[app].append((m.group('name'), m.group('mark') == 'X'))
+            listing[app].append((m.group('name'), m.group('mark') == b'X'))
     return listing
 
 
@@ -124,21 +124,21 @@ def plan(listing, target):
     Only what is applied gets unapplied; an app not in ``target`` is left
     alone, one the target no longer has (not in ``listing``) is skipped:
 
-    >>> listing = {'foo': [('0001_a', True)],
-    ...            'bar': [('0001_initial', True), ('0002_b', False),
-    ...                    ('0003_c', True), ('0004_d', True)],
-    ...            'baz': [('0001_x', True), ('0002_y', True)]}
-    >>> plan(listing, {'foo': 'zero', 'bar': '0001_initial', 'gone': 'zero'})
-    [('bar', '0001_initial', ['0004_d', '0003_c']), ('foo', 'zero', ['0001_a'])]
-    >>> plan(listing, {'bar': '0004_d', 'baz': '0002_y'})  # already there
+    >>> listing = {b'foo': [(b'0001_a', True)],
+    ...            b'bar': [(b'0001_initial', True), (b'0002_b', False),
+    ...                    (b'0003_c', True), (b'0004_d', True)],
+    ...            b'baz': [(b'0001_x', True), (b'0002_y', True)]}
+    >>> plan(listing, {b'foo': b'zero', b'bar': b'0001_initial', b'gone': b'zero'})
+    [(b'bar', b'0001_initial', [b'0004_d', b'0003_c']), (b'foo', b'zero', [b'0001_a'])]
+    >>> plan(listing, {b'bar': b'0004_d', b'baz': b'0002_y'})  # already there
     []
-    >>> plan(listing, {'bar': '0002_b'})  # 0002_b itself was never applied
-    [('bar', '0002_b', ['0004_d', '0003_c'])]
+    >>> plan(listing, {b'bar': b'0002_b'})  # 0002_b itself was never applied
+    [(b'bar', b'0002_b', [b'0004_d', b'0003_c'])]
 
     A target the code on the target does not know (a state recorded by
     code that has since been rewritten) stops the plan:
 
-    >>> plan(listing, {'bar': '0003_renamed'})
+    >>> plan(listing, {b'bar': b'0003_renamed'})
     Traceback (most recent call last):
       ...
     mercurial.error.Abort: migration bar.0003_renamed is not known on the target
@@ -152,7 +152,7 @@ def plan(listing, target):
         if wanted != ZERO and wanted not in names:
             raise error.Abort(
                 _(b"migration %s.%s is not known on the target")
-                % (app.encode('utf-8'), wanted.encode('utf-8')))
+                % (app, wanted))
         keep = 0 if wanted == ZERO else names.index(wanted) + 1
         undo = [name for name, done in migrations[keep:] if done]
         if undo:
@@ -163,22 +163,22 @@ def plan(listing, target):
 def resolve(listing, app, target):
     """An explicit ``--migration`` target (``0002`` means ``0002_...``).
 
-    >>> listing = {'bar': [('0001_initial', False), ('0002_b', False),
-    ...                    ('0012_c', False)]}
-    >>> resolve(listing, 'bar', '0002'), resolve(listing, 'bar', '0002_b')
-    ('0002_b', '0002_b')
-    >>> resolve(listing, 'bar', 'zero'), resolve({}, 'bar', 'zero')
-    ('zero', 'zero')
+    >>> listing = {b'bar': [(b'0001_initial', False), (b'0002_b', False),
+    ...                    (b'0012_c', False)]}
+    >>> resolve(listing, b'bar', b'0002'), resolve(listing, b'bar', b'0002_b')
+    (b'0002_b', b'0002_b')
+    >>> resolve(listing, b'bar', b'zero'), resolve({}, b'bar', b'zero')
+    (b'zero', b'zero')
 
     The number is matched whole (``001`` is not ``0012_c``); an unknown app
     is refused like an unknown migration:
 
-    >>> resolve(listing, 'bar', '001')
+    >>> resolve(listing, b'bar', b'001')
     Traceback (most recent call last):
       ...
     mercurial.error.InputError: no migration bar.001 on the target
     >>> try:
-    ...     resolve(listing, 'foo', '0001')
+    ...     resolve(listing, b'foo', b'0001')
     ... except error.InputError as exc:
     ...     print(exc.message.decode(), '--', exc.hint.decode())
     no migration foo.0001 on the target -- see python manage.py showmigrations foo
@@ -186,21 +186,21 @@ def resolve(listing, app, target):
     if target == ZERO:
         return ZERO
     for name, _done in listing.get(app, []):
-        if name == target or name.startswith(target + '_'):
+        if name == target or name.startswith(target + b'_'):
             return name
     raise error.InputError(
         _(b"no migration %s.%s on the target")
-        % (app.encode('utf-8'), target.encode('utf-8')),
-        hint=_(b'see python manage.py showmigrations %s') % app.encode('utf-8'))
+        % (app, target),
+        hint=_(b'see python manage.py showmigrations %s') % app)
 
 
 def explicit(values):
     """Parse ``--migration APP.NNNN`` values into ``{app: target}``.
 
     >>> explicit([b'bar.0002', b'foo.zero', b'baz.0003_c'])
-    {'bar': '0002', 'foo': 'zero', 'baz': '0003_c'}
+    {b'bar': b'0002', b'foo': b'zero', b'baz': b'0003_c'}
     >>> explicit([b'bar.0002', b'bar.0001'])  # the last one given wins
-    {'bar': '0001'}
+    {b'bar': b'0001'}
     >>> explicit([])
     {}
 
@@ -220,7 +220,7 @@ def explicit(values):
     """
     targets = {}
     for value in values:
-        m = _EXPLICIT.match(value.decode('utf-8', 'replace'))
+        m = _EXPLICIT.match(value)
         if not m:
             raise error.InputError(
                 _(b"malformed --migration value '%s'") % value,
@@ -231,7 +231,7 @@ def explicit(values):
 
 def irreversible(output):
     """The migration Django refused to reverse, from its output, or None."""
-    m = _IRREVERSIBLE.search(output.decode('utf-8', 'replace'))
+    m = _IRREVERSIBLE.search(output)
     return m and m.group('migration')
 
 
@@ -245,22 +245,21 @@ def progress(output):
     >>> progress(b'Operations to perform:\\n  Apply all migrations: bar\\n'
     ...          b'Running migrations:\\n  Applying bar.0004_x... OK\\n'
     ...          b'  Applying bar.0005_y...Traceback (most recent call last):')
-    (['bar.0004_x'], 'bar.0005_y')
+    ([b'bar.0004_x'], b'bar.0005_y')
     >>> progress(b'Operations to perform:\\n  Apply all migrations: bar\\n'
     ...          b'Running migrations:\\n  No migrations to apply.\\n')
     ([], None)
     >>> progress(b'done') is None
     True
     """
-    text = output.decode('utf-8', 'replace')
-    if not _MIGRATE_OUTPUT.search(text):
+    if not _MIGRATE_OUTPUT.search(output):
         return None
     done, current = [], None
-    for line in text.splitlines():
+    for line in output.splitlines():
         m = _APPLYING.match(line)
         if not m:
             continue
-        name = '%s.%s' % (m.group('app'), m.group('name'))
+        name = b'%s.%s' % (m.group('app'), m.group('name'))
         if m.group('ok'):
             done.append(name)
             current = None
@@ -272,12 +271,12 @@ def progress(output):
 def advance(state, applied):
     """``state`` after applying ``applied`` (``app.name``, in order).
 
-    >>> advance({'bar': '0003_c', 'foo': 'zero'}, ['foo.0001_a', 'bar.0004_d'])
-    {'bar': '0004_d', 'foo': '0001_a'}
+    >>> advance({b'bar': b'0003_c', b'foo': b'zero'}, [b'foo.0001_a', b'bar.0004_d'])
+    {b'bar': b'0004_d', b'foo': b'0001_a'}
     """
     state = dict(state)
     for name in applied:
-        app, migration = name.split('.', 1)
+        app, migration = name.split(b'.', 1)
         state[app] = migration
     return state
 
@@ -288,12 +287,12 @@ def differences(listing, wanted):
     A list of ``app.name still applied`` / ``app.name missing``; empty when
     they agree.
 
-    >>> listing = {'bar': [('0001_a', True), ('0002_b', True), ('0003_c', False)]}
-    >>> differences(listing, {'bar': '0001_a'})
-    ['bar.0002_b still applied']
-    >>> differences(listing, {'bar': '0003_c'})
-    ['bar.0003_c missing']
-    >>> differences(listing, {'bar': '0002_b', 'gone': 'zero'})
+    >>> listing = {b'bar': [(b'0001_a', True), (b'0002_b', True), (b'0003_c', False)]}
+    >>> differences(listing, {b'bar': b'0001_a'})
+    [b'bar.0002_b still applied']
+    >>> differences(listing, {b'bar': b'0003_c'})
+    [b'bar.0003_c missing']
+    >>> differences(listing, {b'bar': b'0002_b', b'gone': b'zero'})
     []
     """
     found = []
@@ -306,10 +305,10 @@ def differences(listing, wanted):
             names.index(want) + 1 if want in names else len(names))
         for name, done in migrations[:keep]:
             if not done:
-                found.append('%s.%s missing' % (app, name))
+                found.append(b'%s.%s missing' % (app, name))
         for name, done in migrations[keep:]:
             if done:
-                found.append('%s.%s still applied' % (app, name))
+                found.append(b'%s.%s still applied' % (app, name))
     return found
 
 
@@ -317,15 +316,15 @@ def differences(listing, wanted):
 # the database has no transactional DDL (MySQL).  Names are \w+ (from
 # Django's own output), so they go into the code as they are.
 _PROBE = (
-    "from django.db import connections as c;"
-    "from django.db.migrations.loader import MigrationLoader as L;"
-    "d=c['default'];m=L(d,ignore_no_migrations=True).disk_migrations"
-    ".get(('%s','%s'));"
-    "print('envdeploy-probe', int(bool(d.features.can_rollback_ddl)),"
-    " int(bool(getattr(m,'atomic',True))))"
+    b"from django.db import connections as c;"
+    b"from django.db.migrations.loader import MigrationLoader as L;"
+    b"d=c['default'];m=L(d,ignore_no_migrations=True).disk_migrations"
+    b".get(('%s','%s'));"
+    b"print('envdeploy-probe', int(bool(d.features.can_rollback_ddl)),"
+    b" int(bool(getattr(m,'atomic',True))))"
 )
 _PROBED = re.compile(br'^envdeploy-probe ([01]) ([01])$', re.M)
-_NAME = re.compile(r'^\w+\.\w+$')
+_NAME = re.compile(br'^\w+\.\w+$')
 
 
 def probecommand(env, name):
@@ -333,9 +332,8 @@ def probecommand(env, name):
     manage = _django(env)
     if not manage or not _NAME.match(name):
         return None
-    app, migration = name.split('.', 1)
-    return b'%s shell -c %s' % (
-        manage, quote((_PROBE % (app, migration)).encode('ascii')))
+    app, migration = name.split(b'.', 1)
+    return b'%s shell -c %s' % (manage, quote(_PROBE % (app, migration)))
 
 
 def parseprobe(output):

@@ -17,7 +17,7 @@ the first time one of them asks, and returns ``(status, message, hint)``.
 import re
 
 from mercurial.i18n import _
-from mercurial import pycompat, util
+from mercurial import util
 from mercurial.utils import urlutil
 
 from . import config, journal
@@ -212,14 +212,13 @@ def _journal(r):
         return _needsrepo()
     last, _damaged = journal.parse(r.found[b'last'][1])
     unfinished = journal.unfinished(last)
-    if not unfinished or pycompat.sysbytes(unfinished) == r.lock[1]:
+    if not unfinished or unfinished == r.lock[1]:
         return OK, _(b'last run finished'), None
     begun = journal.runs(last)[-1]
     return (FAILED, _(b'run %s (env%s by %s) never finished: its end was '
                       b'never recorded')
-            % (pycompat.sysbytes(unfinished),
-               pycompat.sysbytes(begun.get('kind') or '?'),
-               pycompat.sysbytes(begun.get('user') or '?')),
+            % (unfinished, begun.get('kind') or b'?',
+               begun.get('user') or b'?'),
             _(b'the next deploy reads the real migration state; '
               b'hg envrollback %s returns to the state before that run')
             % r.env.name)

@@ -53,7 +53,7 @@ def revertmigrations(run, result, state, record):
         return
     for app, migration, undo in migrations.plan(listing, state):
         run.say(host, _(b'unapplying %s')
-                % b', '.join(b'%s.%s' % (app.encode(), n.encode())
+                % b', '.join(b'%s.%s' % (app, n)
                              for n in undo))
         try:
             out = session.step(result, b'unmigrate',
@@ -65,7 +65,7 @@ def revertmigrations(run, result, state, record):
             raise
         done = migrations.progress(out)
         record['reverted'].extend(
-            done[0] if done else ['%s.%s' % (app, n) for n in undo])
+            done[0] if done else [b'%s.%s' % (app, n) for n in undo])
     verify(run, result, state, record)
 
 
@@ -76,11 +76,11 @@ def _putback(run, result, listing, record, exc):
     name = migrations.irreversible(exc.output)
     if name:
         exc.message = (_(b'migration %s cannot be reversed')
-                       % name.encode())
+                       % name)
     forward = session.command(b'migrate')
     if forward:
         session.run(forward, output=run.printer(result.host))
-    record['outcome'] = 'failed'
+    record['outcome'] = journal.FAILED
     record['message'] = exc.message
     exc.hint = _(b'the rollback stopped before touching the code; '
                  b'code and schema are as they were')
@@ -95,7 +95,7 @@ def _putback(run, result, listing, record, exc):
     if missing:
         record['outcome'] = journal.PARTIAL
         record['message'] = exc.message + _(b'; schema NOT restored: %s') % (
-            pycompat.sysbytes(', '.join(missing)))
+            b', '.join(missing))
         exc.hint = _(b'the code was not touched; the schema is neither as it '
                      b'was nor as wanted: repair it by hand')
 
@@ -109,8 +109,7 @@ def verify(run, result, state, record, halfway=()):
              'transactional DDL)' % name for name in halfway]
     if left:
         record['outcome'] = journal.PARTIAL
-        record['message'] = _(b'schema NOT restored: %s') % pycompat.sysbytes(
-            ', '.join(left))
+        record['message'] = _(b'schema NOT restored: %s') % b', '.join(left)
         run.say(result.host, record['message'], 'warn', b'envdeploy.failed')
 
 
@@ -138,8 +137,8 @@ def attempt(run, result, record, work, *args):
     try:
         work(*args)
     except (StepFailed, ShellError, error.Abort) as exc:
-        if record.get('outcome') not in ('failed', journal.PARTIAL):
-            record['outcome'] = 'failed'
+        if record.get('outcome') not in (journal.FAILED, journal.PARTIAL):
+            record['outcome'] = journal.FAILED
             record['message'] = getattr(exc, 'message', None) or \
                 pycompat.bytestr(str(exc))
         run.say(result.host, _(b'rollback FAILED: %s') % record['message'],
@@ -150,7 +149,7 @@ def attempt(run, result, record, work, *args):
 
 def kept(run, result, record, why):
     """``result``'s code stays: the schema it needs could not go back."""
-    record['outcome'] = 'failed'
+    record['outcome'] = journal.FAILED
     record['message'] = _(b'code kept: %s') % why
     if result.changed:
         record['at'] = result.tonode
@@ -163,33 +162,33 @@ def deployments(records):
     rollback pops back to its target, so rolling back twice goes two
     deployments back, not forth again.
 
-    >>> def run(to, outcome='ok', kind='deploy'):
+    >>> def run(to, outcome=b'ok', kind=b'deploy'):
     ...     return {'kind': kind, 'to': to, 'outcome': outcome}
-    >>> records = [run('a'), run('b'), run('c', 'rolledback'), run('b', 'unchanged'),
-    ...            run('c'), run(None, 'planned')]
+    >>> records = [run(b'a'), run(b'b'), run(b'c', b'rolledback'), run(b'b', b'unchanged'),
+    ...            run(b'c'), run(None, b'planned')]
     >>> deployments(records)   # b again (unchanged): one entry, its newest record
-    [('a', 0), ('b', 3), ('c', 4)]
-    >>> records.append(run('b', kind='rollback'))
+    [(b'a', 0), (b'b', 3), (b'c', 4)]
+    >>> records.append(run(b'b', kind=b'rollback'))
     >>> deployments(records)
-    [('a', 0), ('b', 6)]
-    >>> records.append(run('a', kind='rollback'))
+    [(b'a', 0), (b'b', 6)]
+    >>> records.append(run(b'a', kind=b'rollback'))
     >>> deployments(records)
-    [('a', 7)]
+    [(b'a', 7)]
 
     A rollback that failed moved nothing; one to a changeset this host
     never deployed (``-r``) starts the stack anew:
 
-    >>> deployments([run('a'), run('b'), run('a', 'failed', 'rollback')])
-    [('a', 0), ('b', 1)]
-    >>> deployments([run('a'), run('b'), run('x', kind='rollback'), run('c')])
-    [('x', 2), ('c', 3)]
+    >>> deployments([run(b'a'), run(b'b'), run(b'a', b'failed', b'rollback')])
+    [(b'a', 0), (b'b', 1)]
+    >>> deployments([run(b'a'), run(b'b'), run(b'x', kind=b'rollback'), run(b'c')])
+    [(b'x', 2), (b'c', 3)]
     """
     stack = []
     for index, record in enumerate(records):
         if record.get('outcome') not in OK or not record.get('to'):
             continue
         node = record['to']
-        if record.get('kind') == 'rollback':
+        if record.get('kind') == journal.ROLLBACK:
             while stack and stack[-1][0] != node:
                 stack.pop()
             if stack:
@@ -211,29 +210,29 @@ def stateafter(records, index):
     when nothing tells.
 
     >>> records = [
-    ...     {'to': 'a', 'migrations': {'before': {'bar': 'zero'},
-    ...                                'after': {'bar': '0002_b'}}},
-    ...     {'to': 'b', 'migrations': {'before': {'bar': '0002_b'}}},  # format 1
-    ...     {'to': 'c', 'migrations': {'before': {'bar': '0003_c'}}},
-    ...     {'to': 'd'},  # migrate unset then
-    ...     {'to': 'e', 'migrations': {'before': {'bar': '0003_c'},
+    ...     {'to': b'a', 'migrations': {'before': {b'bar': b'zero'},
+    ...                                'after': {b'bar': b'0002_b'}}},
+    ...     {'to': b'b', 'migrations': {'before': {b'bar': b'0002_b'}}},  # format 1
+    ...     {'to': b'c', 'migrations': {'before': {b'bar': b'0003_c'}}},
+    ...     {'to': b'd'},  # migrate unset then
+    ...     {'to': b'e', 'migrations': {'before': {b'bar': b'0003_c'},
     ...                                'unchanged': True}},
     ... ]
     >>> stateafter(records, 0)  # said by the record itself
-    {'bar': '0002_b'}
+    {b'bar': b'0002_b'}
     >>> stateafter(records, 1)  # what the next run read before migrating
-    {'bar': '0003_c'}
+    {b'bar': b'0003_c'}
     >>> stateafter(records, 2)  # past a record that says nothing
-    {'bar': '0003_c'}
+    {b'bar': b'0003_c'}
     >>> print(stateafter(records[:4], 2))
     None
 
     ``{}`` when no later run changed a migration (or there is none: the
     newest deployment left the state the database is in):
 
-    >>> old = [{'to': 'a', 'migrations': {'before': {'bar': '0001_a'}}},
-    ...        {'to': 'b', 'migrations': {'unchanged': True}},
-    ...        {'to': 'c', 'migrations': {'unchanged': True}}]
+    >>> old = [{'to': b'a', 'migrations': {'before': {b'bar': b'0001_a'}}},
+    ...        {'to': b'b', 'migrations': {'unchanged': True}},
+    ...        {'to': b'c', 'migrations': {'unchanged': True}}]
     >>> stateafter(old, 0), stateafter(old, 2)
     ({}, {})
     """
@@ -255,26 +254,26 @@ def beforeunfinished(records):
     Its ``from``, and the migration state it read before migrating, else
     the state the run before it left.  None when the newest run ended.
 
-    >>> ok = {'to': 'a' * 40, 'outcome': 'ok',
-    ...       'migrations': {'after': {'bar': '0003_c'}}}
+    >>> ok = {'to': b'a' * 40, 'outcome': b'ok',
+    ...       'migrations': {'after': {b'bar': b'0003_c'}}}
     >>> beforeunfinished([ok]) is None and beforeunfinished([]) is None
     True
 
     Killed while migrating: back to what it read before migrating.  Killed
     before that: the state the previous deployment left.
 
-    >>> beforeunfinished([ok, {'from': 'a' * 40, 'outcome': 'unfinished',
-    ...                        'migrations': {'before': {'bar': '0003_c'}}}])
-    (b'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', {'bar': '0003_c'})
-    >>> failed = {'to': 'b' * 40, 'outcome': 'failed',  # no deployment
-    ...           'migrations': {'after': {'bar': '0009_x'}}}
-    >>> beforeunfinished([ok, failed, {'from': 'a' * 40, 'outcome': 'unfinished'}])
-    (b'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', {'bar': '0003_c'})
+    >>> beforeunfinished([ok, {'from': b'a' * 40, 'outcome': b'unfinished',
+    ...                        'migrations': {'before': {b'bar': b'0003_c'}}}])
+    (b'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', {b'bar': b'0003_c'})
+    >>> failed = {'to': b'b' * 40, 'outcome': b'failed',  # no deployment
+    ...           'migrations': {'after': {b'bar': b'0009_x'}}}
+    >>> beforeunfinished([ok, failed, {'from': b'a' * 40, 'outcome': b'unfinished'}])
+    (b'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', {b'bar': b'0003_c'})
 
     A first deploy that never ended goes back to the empty working copy,
     with no state known:
 
-    >>> beforeunfinished([{'from': None, 'outcome': 'unfinished'}])
+    >>> beforeunfinished([{'from': None, 'outcome': b'unfinished'}])
     (None, None)
     """
     if not records or records[-1].get('outcome') != journal.UNFINISHED:
@@ -287,7 +286,7 @@ def beforeunfinished(records):
             if records[index].get('outcome') in OK:
                 state = stateafter(records, index)
                 break
-    return (node.encode('ascii') if node else None), state
+    return node or None, state
 
 
 class Rollback(Run):
@@ -373,19 +372,19 @@ class Rollback(Run):
         """``(node, migration state)`` this host should return to."""
         if self.toid:
             for index, record in enumerate(records):
-                if record.get('id') == self.toid.decode():
+                if record.get('id') == self.toid:
                     if record.get('outcome') not in OK:
                         raise StepFailed(
                             b'plan', _(b'journal record %s did not deploy '
                                        b'successfully') % self.toid)
-                    return (record['to'].encode(),
+                    return (record['to'],
                             stateafter(records, index))
             raise StepFailed(b'plan', _(b'no journal record %s on this host')
                              % self.toid, hint=_(b'see hg envlog'))
         if self.node:
             for index in range(len(records) - 1, -1, -1):
                 record = records[index]
-                if (record.get('to') == self.node.decode()
+                if (record.get('to') == self.node
                         and record.get('outcome') in OK):
                     return self.node, stateafter(records, index)
             return self.node, None
@@ -398,14 +397,14 @@ class Rollback(Run):
                                         b'journal of this host'),
                              hint=_(b'give a changeset with -r'))
         node, index = stack[-2]
-        return node.encode(), stateafter(records, index)
+        return node, stateafter(records, index)
 
     def _agree(self, results):
         """Show the plan; True when every host may proceed."""
         for r in results:
             if r.outcome != b'planned':
                 continue
-            steps = [b'%s.%s' % (app.encode(), n.encode())
+            steps = [b'%s.%s' % (app, n)
                      for app, _m, undo in r.plan for n in undo]
             self.say(r.host, _(b'at %s, back to %s%s')
                      % ((r.fromnode or b'(empty)')[:12],

@@ -301,7 +301,7 @@ def report(ui, env, results, opts, what):
         what, env.name, verb, len(failed), len(results),
         b', '.join(b'%s (%s)' % (r.host.name, r.failed or r.outcome)
                    for r in failed))
-    undone = [r for r in results if _rollback(r) == 'ok']
+    undone = [r for r in results if _rollback(r) == journal.OK]
     if undone:
         msg += _(b'; rolled back: %s') % b', '.join(
             r.host.name for r in undone)
@@ -332,7 +332,7 @@ def _final(r):
     if not r.changed:
         return r.fromnode or (nodemod.nullhex if r.state is not None
                               else None)
-    if any(s['name'] == 'update' and s['status'] == 0 for s in r.steps):
+    if any(s['name'] == b'update' and s['status'] == 0 for s in r.steps):
         return r.tonode
     return None
 
@@ -368,7 +368,7 @@ def _describe(r, what):
         where = _(b'state unknown')
     undo = b''
     outcome = _rollback(r)
-    if outcome == 'ok':
+    if outcome == journal.OK:
         undo = _(b'rolled back; ')
     elif outcome is not None:
         undo = _(b'ROLLBACK %s: %s; ') % (

@@ -18,12 +18,12 @@ is most needed when something is wrong.
 import re
 
 from mercurial.i18n import _
-from mercurial import error, node as nodemod, pycompat
+from mercurial import error, node as nodemod
 
 from . import config, journal, migrations
 from .hostread import (
     KINDS, HostError, enter, lastline, lockinfo, lockscript, onhosts, plural,
-    prefixed, sections, short, tobytes,
+    prefixed, sections, short,
 )
 from .shell import quote
 from .target import StepFailed
@@ -123,8 +123,8 @@ def readstatus(session, row, showmigrations=True):
     row['last'] = runs[-1] if runs else None
     # A run without its end line, unless it is the one running now.
     unfinished = journal.unfinished(last)
-    if unfinished and pycompat.sysbytes(unfinished) != running:
-        row['unfinished'] = pycompat.sysbytes(unfinished)
+    if unfinished and unfinished != running:
+        row['unfinished'] = unfinished
     row['record'] = _record(session, row['node'])
     row['migrations'] = None
     row['migrationerror'] = b''
@@ -161,7 +161,7 @@ def _record(session, node):
         b'grep -F -- %s %s 2>/dev/null | tail -n %d'
         % (quote(node), journal.JOURNAL, _JOURNAL_MATCHES))
     records, _damaged = journal.parse(out)
-    return _deployment(journal.runs(records), pycompat.sysstr(node))
+    return _deployment(journal.runs(records), node)
 
 
 def _deployment(records, node):
@@ -171,7 +171,7 @@ def _deployment(records, node):
     (a deploy that failed after the update still left the code there).
     """
     to = [r for r in records if r.get('to') == node]
-    done = [r for r in to if r.get('outcome') == 'ok']
+    done = [r for r in to if r.get('outcome') == journal.OK]
     return (done or to or [None])[-1]
 
 
@@ -183,7 +183,7 @@ def _readmigrations(session, row):
         row['migrationerror'] = lastline(exc.output) or exc.message
         return
     row['migrations'] = [
-        ('%s.%s' % (app, name)).encode('utf-8')
+        b'%s.%s' % (app, name)
         for app, names in sorted(listing.items())
         for name, applied in names if not applied
     ]
@@ -270,8 +270,8 @@ def _statusdata(fm, env, branch, row):
         node=row['node'],
         desc=row['desc'],
         targetbranch=row['targetbranch'],
-        deployedat=tobytes(record.get('finished') or '') if record else b'',
-        deployedby=tobytes(record.get('user') or '') if record else b'',
+        deployedat=record.get('finished') or b'' if record else b'',
+        deployedby=record.get('user') or b'' if record else b'',
         branchhead=branch.head.hex() if branch.head is not None else b'',
         pending=row['pending'],
         newmigrations=fm.formatlist(row['newmigrations'], name=b'migration'),
@@ -350,17 +350,17 @@ def _hostline(env, branch, row):
 def _describerecord(record):
     if record is None:
         return _(b'not deployed by envdeploy (no journal record)')
-    rec = tobytes(record)
-    kind = KINDS.get(record.get('kind'), tobytes(record.get('kind') or '?'))
-    verb = _(b'rolled back') if record.get('kind') in (
-        'rollback', 'autorollback') else _(b'deployed')
-    text = _(b'%s %s by %s') % (verb, rec.get(b'finished') or b'?',
-                                rec.get(b'user') or b'?')
+    rec = record
+    kind = KINDS.get(record.get('kind'), record.get('kind') or b'?')
+    verb = (_(b'rolled back') if record.get('kind') == journal.ROLLBACK
+            else _(b'deployed'))
+    text = _(b'%s %s by %s') % (verb, rec.get('finished') or b'?',
+                                rec.get('user') or b'?')
     if record.get('outcome') == journal.UNFINISHED:
         return _(b'put there by an unfinished %s started %s by %s') % (
-            kind, rec.get(b'started') or b'?', rec.get(b'user') or b'?')
-    if record.get('outcome') not in ('ok', 'unchanged'):
-        text += _(b' (%s %s)') % (kind, rec.get(b'outcome') or b'?')
+            kind, rec.get('started') or b'?', rec.get('user') or b'?')
+    if record.get('outcome') not in journal.DEPLOYED:
+        text += _(b' (%s %s)') % (kind, rec.get('outcome') or b'?')
     return text
 
 
@@ -369,18 +369,18 @@ def _lastrun(row):
     that put the code there; else b''."""
     last = row['last']
     if row['unfinished']:
-        rec = tobytes(last)
+        rec = last
         return _(b'    last %s UNFINISHED (run %s, %s by %s, to %s): its end '
                  b'was never recorded; the next deploy or rollback reads '
                  b'the real state\n') % (
-            KINDS.get(last.get('kind'), rec.get(b'kind') or b'?'),
-            row['unfinished'], rec.get(b'started') or b'?',
-            rec.get(b'user') or b'?', short(rec.get(b'to')))
-    if (last and last.get('outcome') == 'failed'
+            KINDS.get(last.get('kind'), rec.get('kind') or b'?'),
+            row['unfinished'], rec.get('started') or b'?',
+            rec.get('user') or b'?', short(rec.get('to')))
+    if (last and last.get('outcome') == journal.FAILED
             and last.get('id') != (row['record'] or {}).get('id')):
-        rec = tobytes(last)
+        rec = last
         return _(b'    last %s FAILED at %s, %s by %s: %s\n') % (
-            KINDS.get(last.get('kind'), rec.get(b'kind') or b'?'),
-            rec.get(b'failed') or b'?', rec.get(b'finished') or b'?',
-            rec.get(b'user') or b'?', rec.get(b'message') or b'')
+            KINDS.get(last.get('kind'), rec.get('kind') or b'?'),
+            rec.get('failed') or b'?', rec.get('finished') or b'?',
+            rec.get('user') or b'?', rec.get('message') or b'')
     return b''

@@ -79,7 +79,7 @@ class HostResult:
     @property
     def changed(self):
         """Whether this run touched the target's code (update started)."""
-        return any(s['name'] in ('update', 'migrate') for s in self.steps)
+        return any(s['name'] in (b'update', b'migrate') for s in self.steps)
 
     def fail(self, step, message, output=b'', hint=None):
         self.outcome = b'failed'
@@ -395,7 +395,7 @@ class HostSession:
         else:
             status, out = self.run(script, output=output)
         duration = time.time() - start
-        entry = {'name': name.decode('ascii'), 'status': status,
+        entry = {'name': name, 'status': status,
                  'duration': round(duration, 3)}
         (result.steps if record is None else record).append(entry)
         if status:
@@ -417,8 +417,7 @@ class HostSession:
         """
         args = (b'update', b'-C', b'-r', node or b'null')
         if begin is not None:
-            record = {k: _jsonable(v) for k, v in begin.items()}
-            hook = journal.appendscript(record, journal.BEGIN)
+            hook = journal.appendscript(begin, journal.BEGIN)
             args = args[:1] + (b'--config',
                                b'hooks.preupdate.envdeploy=' + hook) + args[1:]
         if not self.setaside:
@@ -441,7 +440,6 @@ class HostSession:
         With ``unlock``, release the lock in the same round trip (even when
         the journal cannot be written).  ``phase``: see journal.py.
         """
-        record = {k: _jsonable(v) for k, v in record.items()}
         self.hgserver.stop()
         self.shell.send(journal.appendscript(record, phase or journal.END))
         if unlock and self.locked:
@@ -467,22 +465,11 @@ def cdpath(path):
     return quote(path)
 
 
-def _jsonable(value):
-    """Journal values are text: decode bytes (lossless for ASCII hashes)."""
-    if isinstance(value, bytes):
-        return value.decode('utf-8', 'surrogateescape')
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {_jsonable(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
 def holder(user, client, kind, envname, runid):
     return {
         b'user': user,
         b'client': client,
         b'since': pycompat.sysbytes(isotime(time.time())),
-        b'command': b'env%s %s' % (pycompat.sysbytes(kind), envname),
+        b'command': b'env%s %s' % (kind, envname),
         b'run': runid,  # an unfinished journal run is not one still running
     }

@@ -55,9 +55,9 @@ def journal_lines(target):
 def journal(target):
     """One record per run, as the extension reads them back: a run whose
     end line is missing has the outcome "unfinished"."""
-    from hgext_envdeploy.journal import runs
+    from hgext_envdeploy.journal import runs, tobytes, totext
 
-    return runs(journal_lines(target))
+    return [totext(r) for r in runs([tobytes(l) for l in journal_lines(target)])]
 
 
 def parent(hgenv, target):
