@@ -273,14 +273,13 @@ class _recorder(configmod.config):
     def __init__(self):
         super().__init__()
         self.assignments = []  # [section, item, value, source]
-        self._unsetseen = 0
 
     def set(self, section, item, value, source=b''):
-        for key in self._unset[self._unsetseen :]:
-            # %unset starts the key afresh: what came before is intended.
+        if not self.hasitem(section, item):
+            # First set, or %unset since: that starts the key afresh, what
+            # came before is intended.
             self.assignments = [a for a in self.assignments
-                                if tuple(a[:2]) != key]
-        self._unsetseen = len(self._unset)
+                                if a[:2] != [section, item]]
         last = self.assignments[-1] if self.assignments else None
         if (last and last[:2] == [section, item]
                 and value.startswith(last[2] + b'\n')):
