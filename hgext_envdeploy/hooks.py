@@ -49,7 +49,7 @@ RUNLOGS = b'envdeploy/autodeploy'  # output of background deploys
 KEEPRUNLOGS = 50  # the newest are kept; autodeploy.log keeps every line
 
 WAIT = b'wait'
-BACKGROUND = b'background'
+BACKGROUND = config.BACKGROUND
 
 
 def mode(ui, name):
@@ -58,20 +58,10 @@ def mode(ui, name):
     Read without loading the whole environment, so that an environment
     that never autodeploys costs nothing and cannot break a push.
     """
-    value, source = config.rawvalue(ui, name, b'autodeploy')
-    if value.lower() == BACKGROUND:
+    how = config.envconfig(ui, name, b'autodeploy')
+    if how == BACKGROUND:
         return BACKGROUND
-    enabled = stringutil.parsebool(value) if value else False
-    if enabled is None:
-        raise config._configerror(
-            _(b"invalid autodeploy value '%s' for environment '%s'")
-            % (value, name),
-            source,
-            _(b'use true, false or background')
-            + (_(b'; a comment goes on a line of its own') if b'#' in value
-               else b''),
-        )
-    return WAIT if enabled else None
+    return WAIT if how else None
 
 
 def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
@@ -85,7 +75,7 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
         return True
     # Pulls are not among the default sources, so a hook that pulls into
     # this repository does not deploy (nor trigger itself).
-    sources = ui.configlist(b'envdeploy', b'autodeploy.sources')
+    sources = config.envconfig(ui, None, b'autodeploy.sources')
     if source not in sources:
         ui.debug(b'autodeploy: ignoring changesets from %s\n' % source)
         return False

@@ -48,18 +48,7 @@ HOOKTYPES = (b'pretxnchangegroup', b'pretxnclose', b'pretxncommit')
 def enabled(ui, name):
     """Whether environment ``name`` has ``protect`` on (ConfigError if the
     value is not a boolean)."""
-    value, source = config.rawvalue(ui, name, b'protect')
-    if not value:
-        return False
-    on = stringutil.parsebool(value)
-    if on is None:
-        raise config._configerror(
-            _(b"invalid protect value '%s' for environment '%s'")
-            % (value, name),
-            source,
-            _(b'use true or false'),
-        )
-    return on
+    return config.envconfig(ui, name, b'protect')
 
 
 def protectedbranches(ui):

@@ -41,9 +41,8 @@ _VERSION = re.compile(br'\(version ([^)]+)\)')
 
 def requiredfiles(env):
     """``requiredfiles`` as a list of paths relative to ``path``."""
-    value = (env.requiredfiles or b'').replace(b',', b' ')
     files = []
-    for name in value.split():
+    for name in env.requiredfiles:
         parts = name.split(b'/')
         if name.startswith(b'/') or b'..' in parts:
             raise error.ConfigError(
