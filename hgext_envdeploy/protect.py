@@ -68,12 +68,6 @@ def protect(ui, repo, hooktype, node=None, **kwargs):
         ui.warn(_(b'envprotect: config error: the hook cannot stop changesets '
                   b'as %s; use pretxnchangegroup.envprotect\n') % hooktype)
         return True
-    # Our config items are registered only when the extension is enabled;
-    # without them the environments cannot be read, so fail closed.
-    if ui.config(b'envdeploy', b'protect') is None:
-        ui.warn(_(b'envprotect: rejected: enable the extension in %s '
-                  b'([extensions] hgext_envdeploy =)\n') % repo.root)
-        return True
     try:
         branches = protectedbranches(ui)
     except error.Abort as exc:
