@@ -194,6 +194,11 @@ environment as soon as changesets land on its branch::
   [environments]
   staging.autodeploy = true
 
+The hooks enable the extension themselves where the hgrc only names them
+(as the ``acl`` extension's hook does), so ``[extensions]`` may be left
+out; ``hgext_envdeploy = !`` there keeps it off, and the hooks then
+deploy nothing and reject every push (protect).
+
 ``autodeploy``
   ``false`` (default): only ``hg envdeploy`` deploys.  ``true``: a push
   that moves the head of the environment's branch deploys that head while

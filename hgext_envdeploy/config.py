@@ -8,8 +8,12 @@
 """The configuration model: ``[environments]`` parsed into plain objects.
 
 Every environment key is ``[environments] ENV.KEY``; any key may also be set
-in ``[envdeploy]`` as a default for every environment.  The rest of the
-extension reads :class:`Environment` and :class:`Host`, never the hgrc.
+in ``[envdeploy]`` as a default for every environment.  Each key is
+registered once below, with a typed default, and read through one accessor,
+:func:`envconfig`, which parses it with Mercurial's own
+``ui.configbool``/``configlist``/``configwith`` and names the file and line
+of a value it cannot take.  The rest of the extension reads
+:class:`Environment` and :class:`Host`, never the hgrc.
 """
 
 import bisect
@@ -23,32 +27,180 @@ from mercurial.utils import procutil, stringutil
 configtable = {}
 configitem = registrar.configitem(configtable)
 
-# Per-environment keys and their built-in defaults.  ``None`` means "not
-# set": each key is documented in the extension help and in hgrc.example.
+ONFAILURE = (b'rollback', b'stop')
+HOSTKEY_POLICIES = (b'strict', b'accept-new')
+BACKGROUND = b'background'  # autodeploy: deploy detached from the push
+MIGRATE_ALL = b'all'
+_SERIAL = re.compile(br'^[1-9][0-9]*%?$')
+
+
+# How a key's value is read: ``read(ui, section, item)`` gives the typed
+# value, raising ConfigError for one it cannot take (the accessor then says
+# which key, where, and what to write instead).
+
+
+def _text(ui, section, item):
+    return ui.config(section, item)
+
+
+def _bool(ui, section, item):
+    if not ui.config(section, item):
+        return False  # ``KEY =`` (empty) has always meant off
+    return ui.configbool(section, item)
+
+
+def _list(ui, section, item):
+    return ui.configlist(section, item)
+
+
+def _parsed(convert):
+    """Read with ``ui.configwith(convert)``.  ``convert`` raises ValueError
+    for a value it refuses, and returns the registered (typed) default as
+    it is."""
+
+    def read(ui, section, item):
+        return ui.configwith(convert, section, item)
+
+    return read
+
+
+def _oneof(choices):
+    def convert(value):
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return convert
+
+
+def _count(value):
+    """A number of hosts, 0 or more; empty is 0."""
+    if isinstance(value, bytes):
+        value = value.strip() or b'0'
+        if not value.isdigit():
+            raise ValueError(value)
+    return int(value)
+
+
+def _positive(value):
+    value = int(value)  # ValueError when it is no number
+    if value < 1:
+        raise ValueError(value)
+    return value
+
+
+def _serial(value):
+    """Hosts per batch, N or N%; empty (all at once) stays b''."""
+    value = value.strip()
+    if value and not _SERIAL.match(value):
+        raise ValueError(value)
+    return value
+
+
+def _autodeploy(value):
+    """True, False or BACKGROUND."""
+    if not isinstance(value, bytes):
+        return value
+    value = value.strip()
+    if value.lower() == BACKGROUND:
+        return BACKGROUND
+    on = stringutil.parsebool(value) if value else False
+    if on is None:
+        raise ValueError(value)
+    return on
+
+
+class _Key:
+    """One key: its registered default, how it is read, and what an error
+    about it says (``message`` gets ``%(key)s`` and ``%(value)s``)."""
+
+    def __init__(self, default=None, read=_text, hint=None, message=None):
+        self.default = default
+        self.read = read
+        self.hint = hint
+        self.message = message or _(b"invalid %(key)s value '%(value)s'")
+
+
+_BOOL_HINT = _(b'use true or false')
+
+# Per-environment keys, each documented in the extension help and in
+# hgrc.example.  A default of None means "not set".
 ENV_KEYS = {
-    b'branch': None,  # the environment's own name
-    b'hosts': b'',
-    b'path': None,
-    b'source': b'',
-    b'migrate': b'',
-    b'reload': b'',
-    b'check': b'',
-    b'hg': None,  # 'hg' on a remote host, this hg for a local environment
-    b'identity': b'',
-    b'forwardagent': b'false',  # lend the target our ssh-agent (hg pull)
-    b'pushto': b'',  # where envmerge pushes; default-push/default if unset
-    b'onfailure': b'rollback',
-    b'serial': b'',  # hosts per batch, N or N%; all at once when empty
-    b'maxfail': b'0',  # failed hosts tolerated before the deploy stops
-    b'migrate.state': b'',  # derived from migrate when it runs manage.py
-    b'migrate.rollback': b'',
-    b'requiredfiles': b'',  # untracked files a deploy needs (envcheck)
-    b'localsettings': b'',  # local file envsetup uploads where it is missing
-    b'autodeploy': b'false',  # true, false or background (hooks.py)
-    b'protect': b'false',  # one head only on the branch (protect.py)
-    b'secret': b'',  # names of env.NAME values never shown (masked: ***)
-    b'migrateon': b'',  # host or role migrating the one database; or all
+    b'branch': _Key(None),  # the environment's own name
+    b'hosts': _Key(b''),  # parsed by parsehosts(), which says more
+    b'path': _Key(None),
+    b'source': _Key(b''),
+    b'migrate': _Key(b''),
+    b'reload': _Key(b''),
+    b'check': _Key(b''),
+    b'hg': _Key(None),  # 'hg' on a remote host, this hg for a local environment
+    b'identity': _Key(b''),
+    # Lend the target our ssh-agent (hg pull).
+    b'forwardagent': _Key(False, _bool, _BOOL_HINT),
+    b'pushto': _Key(b''),  # where envmerge pushes; default-push/default if unset
+    b'onfailure': _Key(
+        b'rollback',
+        _parsed(_oneof(ONFAILURE)),
+        _(b'use one of: %s') % b', '.join(ONFAILURE),
+        _(b"unknown onfailure mode '%(value)s'"),
+    ),
+    # Hosts per batch, N or N%; all at once when empty.
+    b'serial': _Key(
+        b'',
+        _parsed(_serial),
+        _(b'a number of hosts per batch, or a percentage (25%)'),
+    ),
+    # Failed hosts tolerated before the deploy stops.
+    b'maxfail': _Key(
+        0,
+        _parsed(_count),
+        _(b'a number of hosts (0: stop at the first failure)'),
+    ),
+    b'migrate.state': _Key(b''),  # derived from migrate when it runs manage.py
+    b'migrate.rollback': _Key(b''),
+    b'requiredfiles': _Key(list, _list),  # untracked files a deploy needs
+    b'localsettings': _Key(b''),  # local file envsetup uploads where missing
+    # True, false or background (hooks.py).
+    b'autodeploy': _Key(
+        False,
+        _parsed(_autodeploy),
+        _(b'use true, false or background'),
+    ),
+    b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
+    b'secret': _Key(list, _list),  # names of env.NAME values never shown
+    b'migrateon': _Key(b''),  # host or role migrating the one database; or all
 }
+
+_POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')
+
+# Settings that only make sense once, in [envdeploy].
+GLOBAL_KEYS = {
+    b'knownhosts': _Key(b'~/.ssh/known_hosts'),
+    b'hostkeys': _Key(
+        b'strict',
+        _parsed(_oneof(HOSTKEY_POLICIES)),
+        _(b'use one of: %s') % b', '.join(HOSTKEY_POLICIES),
+        _(b"unknown hostkeys mode '%(value)s'"),
+    ),
+    b'sshconfig': _Key(b'~/.ssh/config'),
+    b'concurrency': _Key(8, _parsed(_positive), message=_POSITIVE),
+    b'locktimeout': _Key(30, _parsed(_positive), message=_POSITIVE),
+    b'timeout': _Key(600, _parsed(_positive), message=_POSITIVE),
+    b'connecttimeout': _Key(15, _parsed(_positive), message=_POSITIVE),
+    # Seconds running steps get to finish after Ctrl-C.
+    b'grace': _Key(10, _parsed(_positive), message=_POSITIVE),
+    # A target's hg commands in one process (cmdserver.py).
+    b'cmdserver': _Key(True, _bool, _BOOL_HINT),
+    # What the changegroup hook deploys.
+    b'autodeploy.sources': _Key(lambda: [b'serve', b'push'], _list),
+}
+
+_KEYS = {**ENV_KEYS, **GLOBAL_KEYS}
+
+for _key, _spec in _KEYS.items():
+    configitem(b'envdeploy', _key, default=_spec.default)
+configitem(b'environments', b'.*', default=None, generic=True)
+configitem(b'envdeploy', br'env\..*', default=None, generic=True)
 
 # ``ENV.KEY.ROLE``: keys that a role's hosts set for themselves.  ``hosts``
 # adds hosts with that role; ``reload`` and ``check`` override the
@@ -61,37 +213,11 @@ _ROLE_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
 _RESERVED_ROLES = frozenset(
     [k.split(b'.', 1)[1] for k in ENV_KEYS if b'.' in k]
     + [b'env', b'all', b'sources'])
-MIGRATE_ALL = b'all'
 
 # ``ENV.env.NAME = VALUE``: exported to everything run on the targets.
 ENVVAR = b'env.'
 _ENVVAR_NAME = re.compile(br'^[A-Za-z_][A-Za-z0-9_]*$')
 MASK = b'***'
-
-ONFAILURE = (b'rollback', b'stop')
-
-# Settings that only make sense once, in [envdeploy].
-GLOBAL_KEYS = {
-    b'knownhosts': b'~/.ssh/known_hosts',
-    b'hostkeys': b'strict',
-    b'sshconfig': b'~/.ssh/config',
-    b'concurrency': 8,
-    b'locktimeout': 30,
-    b'timeout': 600,
-    b'connecttimeout': 15,
-    b'grace': 10,  # seconds running steps get to finish after Ctrl-C
-    b'cmdserver': True,  # a target's hg commands in one process (cmdserver.py)
-    b'autodeploy.sources': b'serve push',  # what the changegroup hook deploys
-}
-
-HOSTKEY_POLICIES = (b'strict', b'accept-new')
-
-for _key, _default in ENV_KEYS.items():
-    configitem(b'envdeploy', _key, default=_default)
-for _key, _default in GLOBAL_KEYS.items():
-    configitem(b'envdeploy', _key, default=_default)
-configitem(b'environments', b'.*', default=None, generic=True)
-configitem(b'envdeploy', br'env\..*', default=None, generic=True)
 
 LOCAL = b'local'
 
@@ -140,18 +266,75 @@ class Host:
 
 
 class Environment:
-    """A named branch deployed to a set of hosts, with its commands."""
+    """A named branch deployed to a set of hosts, with its commands.
 
-    def __init__(self, name, values, hosts):
+    :func:`load` builds it from the hgrc; every attribute is a parsed value
+    (``forwardagent`` a bool, ``maxfail`` an int, ``requiredfiles`` and
+    ``secret`` lists), named as the key is with its dots dropped
+    (``migrate.state`` is ``migratestate``).
+    """
+
+    def __init__(
+        self,
+        name,
+        hosts,
+        branch=None,
+        path=None,
+        source=b'',
+        hg=b'hg',
+        identity=b'',
+        forwardagent=False,
+        pushto=b'',
+        migrate=b'',
+        migratestate=b'',
+        migraterollback=b'',
+        reload=b'',
+        check=b'',
+        roles=None,
+        onfailure=b'rollback',
+        serial=b'',
+        maxfail=0,
+        requiredfiles=(),
+        localsettings=b'',
+        autodeploy=False,
+        protect=False,
+        environ=None,
+        secret=(),
+        migrateon=None,
+        migrateall=False,
+    ):
         self.name = name
-        self.values = values
         self.hosts = hosts
-
-    def __getattr__(self, key):
-        try:
-            return self.values[key.encode('ascii')]
-        except KeyError:
-            raise AttributeError(key)
+        self.branch = branch or name
+        self.path = path
+        self.source = source
+        self.hg = hg
+        self.identity = identity
+        self.forwardagent = forwardagent
+        self.pushto = pushto
+        self.migrate = migrate
+        self.migratestate = migratestate
+        self.migraterollback = migraterollback
+        self.reload = reload
+        self.check = check
+        self.roles = roles or {}  # (key, role) -> value, of ENV.KEY.ROLE
+        self.onfailure = onfailure
+        self.serial = serial
+        self.maxfail = maxfail
+        self.requiredfiles = list(requiredfiles)
+        self.localsettings = localsettings
+        self.autodeploy = autodeploy  # True, False or BACKGROUND
+        self.protect = protect
+        self.environ = environ or {}  # ENV.env.NAME
+        self.secret = list(secret)
+        # Longest first: a secret that contains another is masked whole.
+        self.secretvalues = sorted(
+            {self.environ[n] for n in self.secret if self.environ.get(n)},
+            key=len, reverse=True)
+        # The host migrating the one database (migrateon), unless every
+        # host migrates its own.
+        self.migrateall = migrateall
+        self.migrateon = None if migrateall else (migrateon or hosts[0])
 
     @property
     def islocal(self):
@@ -161,19 +344,16 @@ class Environment:
         """The ``reload``/``check``/``migrate`` command for ``host`` (its
         role's own when set, even empty), b'' when there is none."""
         if host.role is not None:
-            own = self.values[b'roles'].get((name, host.role))
+            own = self.roles.get((name, host.role))
             if own is not None:
                 return own
-        return self.values[name] or b''
-
-    @property
-    def migrateall(self):
-        """Whether every host migrates its own database (migrateon = all)."""
-        return self.values[b'migrationhost'] is None
+        commands = {b'migrate': self.migrate, b'reload': self.reload,
+                    b'check': self.check}
+        return commands[name] or b''
 
     def migrationhost(self, host):
         """The host that migrates ``host``'s database (maybe itself)."""
-        return self.values[b'migrationhost'] or host
+        return host if self.migrateall else self.migrateon
 
     def mask(self, data):
         """``data`` with every secret value replaced by ``***``."""
@@ -318,11 +498,44 @@ def _source(ui, section, key):
     return src if src and src != b'none' else b''
 
 
-def _valuesource(ui, prefix, key):
-    """Where an environment's ``key`` came from: [environments], else the
-    [envdeploy] default."""
-    return (_source(ui, b'environments', prefix + key)
-            or _source(ui, b'envdeploy', key))
+def _where(ui, name, key):
+    """The (section, item) that ``ENV.KEY`` is read from: ``[environments]
+    ENV.KEY`` when set, else ``[envdeploy] KEY`` (only that for ``name``
+    None, the run-wide settings)."""
+    if name is not None:
+        item = name + b'.' + key
+        if ui.config(b'environments', item) is not None:
+            return b'environments', item
+    return b'envdeploy', key
+
+
+def envsource(ui, name, key):
+    """Where :func:`envconfig` reads ``ENV.KEY`` from (``file:line``), or
+    b'' for its default."""
+    return _source(ui, *_where(ui, name, key))
+
+
+def envconfig(ui, name, key):
+    """``ENV.KEY``, else ``[envdeploy] KEY``, else its registered default,
+    parsed as the key is registered (a bool, an int, a list, ...).
+
+    ``name`` None reads the run-wide ``[envdeploy] KEY`` alone.  A value
+    that does not parse is a ConfigError naming the file and line, the
+    environment, and what to write instead.
+    """
+    spec = _KEYS[key]
+    section, item = _where(ui, name, key)
+    try:
+        return spec.read(ui, section, item)
+    except error.ConfigError:
+        value = ui.config(section, item)
+        msg = spec.message % {b'key': key, b'value': value}
+        if name is not None:
+            msg += _(b" for environment '%s'") % name
+        hint = spec.hint
+        if b'#' in value:
+            hint = (hint or b'') + _(b'; a comment goes on a line of its own')
+        raise _configerror(msg, _source(ui, section, item), hint)
 
 
 _SECTION = re.compile(br'\[([^\[]+)\]')  # as mercurial.config parses it
@@ -334,14 +547,13 @@ class _recorder(configmod.config):
     def __init__(self):
         super().__init__()
         self.assignments = []  # [section, item, value, source]
-        self._unsetseen = 0
 
     def set(self, section, item, value, source=b''):
-        for key in self._unset[self._unsetseen :]:
-            # %unset starts the key afresh: what came before is intended.
+        if not self.hasitem(section, item):
+            # First set, or %unset since: that starts the key afresh, what
+            # came before is intended.
             self.assignments = [a for a in self.assignments
-                                if tuple(a[:2]) != key]
-        self._unsetseen = len(self._unset)
+                                if a[:2] != [section, item]]
         last = self.assignments[-1] if self.assignments else None
         if (last and last[:2] == [section, item]
                 and value.startswith(last[2] + b'\n')):
@@ -392,22 +604,6 @@ def _checkrepeats(ui, section, keys, cache):
                 )
 
 
-def rawvalue(ui, name, key):
-    """``ENV.KEY`` as written, else its ``[envdeploy]`` default, stripped;
-    and where it was set (``file:line``, or empty).
-
-    For the hooks, which read one key without loading (and validating) the
-    whole environment, so that an environment they do not concern cannot
-    break a push.
-    """
-    section, item = b'environments', name + b'.' + key
-    value = ui.config(section, item)
-    if value is None:
-        section, item = b'envdeploy', key
-        value = ui.config(section, item)
-    return (value or b'').strip(), _source(ui, section, item)
-
-
 def load(ui, name):
     """Return the :class:`Environment` called ``name``, validated."""
     names = envnames(ui)
@@ -429,7 +625,6 @@ def load(ui, name):
             hint=_(b'use letters, digits, - and _'),
         )
 
-    values = {}
     environ = {}
     roles = {}  # (key, role) -> value, for ENV.KEY.ROLE
     prefix = name + b'.'
@@ -452,85 +647,79 @@ def load(ui, name):
                 _source(ui, b'environments', key),
                 _(b'known keys: %s') % b', '.join(sorted(ENV_KEYS)),
             )
-        values[sub] = value
     for key in ENV_KEYS:
-        if key not in values:
+        if _where(ui, name, key)[0] == b'envdeploy':
             _checkrepeats(ui, b'envdeploy', [key], cache)
-            values[key] = ui.config(b'envdeploy', key)
     for key, value in ui.configitems(b'envdeploy'):
         if key.startswith(ENVVAR):
             environ.setdefault(_envvar(ui, b'envdeploy', key, key), value)
-    values[b'environ'] = environ
-    values[b'secret'] = secret = ui.configlist(
-        b'environments', prefix + b'secret',
-        ui.configlist(b'envdeploy', b'secret'))
+
+    def get(key):
+        return envconfig(ui, name, key)
+
+    secret = get(b'secret')
     unknown = [n for n in secret if n not in environ]
     if unknown:
         raise _configerror(
             _(b'secret names %s, which is not set') % b', '.join(unknown),
-            _valuesource(ui, prefix, b'secret'),
+            envsource(ui, name, b'secret'),
             _(b'secret lists names of values set as %s.env.NAME')
             % name)
-    # Longest first: a secret that contains another is masked whole.
-    values[b'secretvalues'] = sorted(
-        {environ[n] for n in secret if environ[n]}, key=len, reverse=True)
-
-    if values[b'onfailure'] not in ONFAILURE:
-        raise _configerror(
-            _(b"unknown onfailure mode '%s'") % values[b'onfailure'],
-            _valuesource(ui, prefix, b'onfailure'),
-            _(b'use one of: %s') % b', '.join(ONFAILURE),
-        )
-    _checkcount(ui, values, prefix, b'serial', br'^[1-9][0-9]*%?$',
-                _(b'a number of hosts per batch, or a percentage (25%)'))
-    if values[b'serial'].endswith(b'%') and int(values[b'serial'][:-1]) > 100:
+    onfailure = get(b'onfailure')
+    serial = get(b'serial')
+    if serial.endswith(b'%') and int(serial[:-1]) > 100:
         raise _configerror(_(b'serial percentage above 100%'),
-                           _valuesource(ui, prefix, b'serial'))
-    _checkcount(ui, values, prefix, b'maxfail', br'^[0-9]+$',
-                _(b'a number of hosts (0: stop at the first failure)'))
-    values[b'maxfail'] = int(values[b'maxfail'])
-    forward = stringutil.parsebool(values[b'forwardagent'] or b'false')
-    if forward is None:
-        raise _configerror(
-            _(b"invalid forwardagent value '%s'") % values[b'forwardagent'],
-            _source(ui, b'environments', prefix + b'forwardagent'),
-            _(b'use true or false'))
-    values[b'forwardagent'] = forward
-    if not values[b'branch']:
-        values[b'branch'] = name
-    if not values[b'path']:
+                           envsource(ui, name, b'serial'))
+    maxfail = get(b'maxfail')
+    forwardagent = get(b'forwardagent')
+    path = get(b'path')
+    if not path:
         raise _configerror(
             _(b"environment '%s' has no path") % name,
             hint=_(b'set %s.path in [environments] to the repository on the '
                    b'target') % name,
         )
-    autodeploy = (values[b'autodeploy'] or b'').strip()
-    if (autodeploy and autodeploy.lower() != b'background'
-            and stringutil.parsebool(autodeploy) is None):
-        # hooks.mode() reads it on push; a typo is better found here.
-        raise _configerror(
-            _(b"invalid autodeploy value '%s' for environment '%s'")
-            % (autodeploy, name),
-            _valuesource(ui, prefix, b'autodeploy'),
-            _(b'use true, false or background')
-            + (_(b'; a comment goes on a line of its own')
-               if b'#' in autodeploy else b''),
-        )
-    hostsource = _valuesource(ui, prefix, b'hosts')
-    hosts = parsehosts(values[b'hosts'] or b'', hostsource)
+    # hooks.mode() reads it on push; a typo is better found here too.
+    autodeploy = get(b'autodeploy')
+    hosts = parsehosts(get(b'hosts') or b'', envsource(ui, name, b'hosts'))
     hosts += _rolehosts(ui, name, roles, [h.spec for h in hosts])
-    values[b'roles'] = roles
+    hg = get(b'hg')
     if not hosts:
         hosts = [Host(LOCAL)]
         # A local environment runs this very hg unless told otherwise, so a
         # newcomer's virtualenv works without being on PATH.
-        if not values[b'hg']:
-            values[b'hg'] = procutil.shellquote(procutil.hgexecutable())
-        values[b'path'] = _expandpath(values[b'path'])
-    if not values[b'hg']:
-        values[b'hg'] = b'hg'
-    values[b'migrationhost'] = _migrationhost(ui, name, values, hosts)
-    return Environment(name, values, hosts)
+        if not hg:
+            hg = procutil.shellquote(procutil.hgexecutable())
+        path = _expandpath(path)
+    migrateon = _migrationhost(ui, name, hosts)
+    return Environment(
+        name,
+        hosts,
+        branch=get(b'branch'),
+        path=path,
+        source=get(b'source'),
+        hg=hg or b'hg',
+        identity=get(b'identity'),
+        forwardagent=forwardagent,
+        pushto=get(b'pushto'),
+        migrate=get(b'migrate'),
+        migratestate=get(b'migrate.state'),
+        migraterollback=get(b'migrate.rollback'),
+        reload=get(b'reload'),
+        check=get(b'check'),
+        roles=roles,
+        onfailure=onfailure,
+        serial=serial,
+        maxfail=maxfail,
+        requiredfiles=get(b'requiredfiles'),
+        localsettings=get(b'localsettings'),
+        autodeploy=autodeploy,
+        protect=get(b'protect'),
+        environ=environ,
+        secret=secret,
+        migrateon=migrateon,
+        migrateall=migrateon is None,
+    )
 
 
 def _rolename(ui, key, role):
@@ -572,14 +761,14 @@ def _rolehosts(ui, name, roles, taken):
     return hosts
 
 
-def _migrationhost(ui, name, values, hosts):
+def _migrationhost(ui, name, hosts):
     """The host ``migrate`` runs on, or None when every host migrates.
 
     ``migrateon`` names a host as written in ``hosts``, or a role (its
     first host); empty means the first host; ``all`` means every host (a
     database per host).
     """
-    want = (values[b'migrateon'] or b'').strip()
+    want = (envconfig(ui, name, b'migrateon') or b'').strip()
     if want == MIGRATE_ALL:
         return None
     if not want:
@@ -593,7 +782,7 @@ def _migrationhost(ui, name, values, hosts):
     raise _configerror(
         _(b"migrateon names '%s', which is no host or role of '%s'")
         % (want, name),
-        _valuesource(ui, name + b'.', b'migrateon'),
+        envsource(ui, name, b'migrateon'),
         _(b'name one of: %s, a role, or all')
         % b', '.join(h.spec for h in hosts))
 
@@ -609,42 +798,14 @@ def _envvar(ui, section, key, sub):
     return var
 
 
-def _checkcount(ui, values, prefix, key, pattern, hint):
-    value = values[key] = (values[key] or b'').strip()
-    if value and not re.match(pattern, value):
-        raise _configerror(
-            _(b"invalid %s value '%s'") % (key, value),
-            _valuesource(ui, prefix, key), hint)
-
-
 def _expandpath(path):
     return os.path.abspath(os.path.expanduser(path))
 
 
 def settings(ui):
-    """The run-wide [envdeploy] settings, validated."""
+    """The run-wide [envdeploy] settings, validated: {key: value}."""
     _checkrepeats(ui, b'envdeploy', GLOBAL_KEYS, {})
-    policy = ui.config(b'envdeploy', b'hostkeys')
-    if policy not in HOSTKEY_POLICIES:
-        raise _configerror(
-            _(b"unknown hostkeys mode '%s'") % policy,
-            _source(ui, b'envdeploy', b'hostkeys'),
-            _(b'use one of: %s') % b', '.join(HOSTKEY_POLICIES),
-        )
-    out = {b'hostkeys': policy,
-           b'cmdserver': ui.configbool(b'envdeploy', b'cmdserver')}
+    out = {key: envconfig(ui, None, key) for key in GLOBAL_KEYS}
     for key in (b'knownhosts', b'sshconfig'):
-        out[key] = _expandpath(ui.config(b'envdeploy', key))
-    for key in (b'concurrency', b'locktimeout', b'timeout', b'connecttimeout',
-                b'grace'):
-        try:
-            value = ui.configint(b'envdeploy', key)
-        except error.ConfigError:
-            value = None  # not a number: say where, as below
-        if value is None or value < 1:
-            raise _configerror(
-                _(b'[envdeploy] %s must be a positive number') % key,
-                _source(ui, b'envdeploy', key),
-            )
-        out[key] = value
+        out[key] = _expandpath(out[key])
     return out

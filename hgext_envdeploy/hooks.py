@@ -33,6 +33,7 @@ import time
 from mercurial.i18n import _
 from mercurial import (
     error,
+    extensions,
     lock as lockmod,
     logcmdutil,
     node as nodemod,
@@ -49,7 +50,11 @@ RUNLOGS = b'envdeploy/autodeploy'  # output of background deploys
 KEEPRUNLOGS = 50  # the newest are kept; autodeploy.log keeps every line
 
 WAIT = b'wait'
-BACKGROUND = b'background'
+BACKGROUND = config.BACKGROUND
+
+# How the extension is enabled: by its package, or as hgext3rd.envdeploy.
+_EXTNAMES = (b'hgext_envdeploy', b'envdeploy')
+_HOOKSOURCE = b'hgext_envdeploy.hooks'  # ensureenabled() enabled it
 
 
 def mode(ui, name):
@@ -58,20 +63,10 @@ def mode(ui, name):
     Read without loading the whole environment, so that an environment
     that never autodeploys costs nothing and cannot break a push.
     """
-    value, source = config.rawvalue(ui, name, b'autodeploy')
-    if value.lower() == BACKGROUND:
+    how = config.envconfig(ui, name, b'autodeploy')
+    if how == BACKGROUND:
         return BACKGROUND
-    enabled = stringutil.parsebool(value) if value else False
-    if enabled is None:
-        raise config._configerror(
-            _(b"invalid autodeploy value '%s' for environment '%s'")
-            % (value, name),
-            source,
-            _(b'use true, false or background')
-            + (_(b'; a comment goes on a line of its own') if b'#' in value
-               else b''),
-        )
-    return WAIT if enabled else None
+    return WAIT if how else None
 
 
 def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
@@ -81,11 +76,11 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
     ``[hooks] changegroup.envdeploy =
     python:hgext_envdeploy.hooks.changegroup`` in the central repository.
     """
-    if not _enabled(ui, repo):
+    if not _enabled(ui, repo, _(b'autodeploy: nothing deployed')):
         return True
     # Pulls are not among the default sources, so a hook that pulls into
     # this repository does not deploy (nor trigger itself).
-    sources = ui.configlist(b'envdeploy', b'autodeploy.sources')
+    sources = config.envconfig(ui, None, b'autodeploy.sources')
     if source not in sources:
         ui.debug(b'autodeploy: ignoring changesets from %s\n' % source)
         return False
@@ -139,7 +134,7 @@ def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
     """
     if result:  # the push failed, or there was nothing to push
         return False
-    if not _enabled(ui, repo):
+    if not _enabled(ui, repo, _(b'autodeploy: nothing deployed')):
         return True
     opts = opts or {}
     covered = _pushedrevs(ui, repo, opts, pats or [])
@@ -174,6 +169,10 @@ def protect(ui, repo, hooktype, **kwargs):
     ``[hooks] pretxnchangegroup.envprotect =
     python:hgext_envdeploy.hooks.protect`` in the central repository.
     """
+    # Without our config items the environments cannot be read: fail
+    # closed.
+    if not _enabled(ui, repo, _(b'envprotect: rejected')):
+        return True
     return protectmod.protect(ui, repo, hooktype, **kwargs)
 
 
@@ -192,13 +191,35 @@ def _pushedrevs(ui, repo, opts, dests):
     return set(repo.revs(b'::%ld', logcmdutil.revrange(repo, specs)))
 
 
-def _enabled(ui, repo):
-    """Whether the extension is loaded here, as the hooks need."""
-    # Without it our config items are not registered and read as None.
-    if ui.config(b'envdeploy', b'autodeploy.sources') is not None:
+def ensureenabled(ui):
+    """Enable the extension for a hook that runs without it; whether it is.
+
+    A repository whose hgrc only names the hook (``python:hgext_envdeploy.
+    hooks...``) never loads the extension, so its config items are not
+    registered and every key would read as None.  As ``hgext/acl.py``
+    does, load it then.  An extension disabled on purpose (``= !``) stays
+    disabled.
+    """
+    if _registered(ui):
         return True
-    ui.warn(_(b'autodeploy: nothing deployed: enable the extension in %s '
-              b'([extensions] hgext_envdeploy =)\n') % repo.root)
+    for name in _EXTNAMES:
+        if (ui.config(b'extensions', name) or b'').startswith(b'!'):
+            return False
+    ui.setconfig(b'extensions', _EXTNAMES[0], b'', source=_HOOKSOURCE)
+    extensions.loadall(ui, [_EXTNAMES[0]])
+    return _registered(ui)  # False if it failed to load (hg warned)
+
+
+def _registered(ui):
+    return ui.configdefault(b'envdeploy', b'autodeploy.sources') is not None
+
+
+def _enabled(ui, repo, outcome):
+    """:func:`ensureenabled`, saying ``outcome`` and what to do when not."""
+    if ensureenabled(ui):
+        return True
+    ui.warn(_(b'%s: enable the extension in %s ([extensions] hgext_envdeploy '
+              b'=)\n') % (outcome, repo.root))
     return False
 
 
@@ -318,8 +339,11 @@ def _background(ui, repo, name, node, trigger):
     runlog = b'%s/%s-%s-%d.log' % (RUNLOGS, name, pycompat.sysbytes(stamp),
                                    os.getpid())
     path = repo.vfs.join(runlog)
-    command = [procutil.hgexecutable(), b'-R', repo.root,
-               b'debugenvautodeploy']
+    command = [procutil.hgexecutable(), b'-R', repo.root]
+    if ui.configsource(b'extensions', _EXTNAMES[0]) == _HOOKSOURCE:
+        # Enabled by the hook alone: the detached hg needs it as well.
+        command += [b'--config', b'extensions.%s=' % _EXTNAMES[0]]
+    command.append(b'debugenvautodeploy')
     for key, value in sorted(trigger.items()):
         command += [b'--%s' % key, value]
     command += [b'--', name, node]

@@ -37,21 +37,10 @@ from mercurial import (
     merge as mergemod,
     mergestate as mergestatemod,
     node as nodemod,
-    scmutil,
 )
 from mercurial.utils import stringutil, urlutil
 
-from . import config, deploy as deploymod, heads
-
-try:
-    from mercurial.repo import factory as _peers
-except ImportError:  # hg 6.9: peer() lives in mercurial.hg
-    from mercurial import hg as _peers
-
-# hg 6.9 only has cmdutil.bailifchanged (deprecated in 7.2).
-_bail_if_changed = getattr(scmutil, 'bail_if_changed', None)
-if _bail_if_changed is None:  # hg 6.9
-    _bail_if_changed = cmdutil.bailifchanged
+from . import compat, config, deploy as deploymod, heads
 
 # checkunfinished() only knows the operations of enabled extensions; a
 # rebase or histedit started before its extension was disabled still counts.
@@ -149,7 +138,7 @@ def _checkstart(repo, warnonly=False):
                     hint=_(b"enable the %s extension and use '%s' or "
                            b"'--abort'") % (opname, cont),
                 )
-        _bail_if_changed(repo, hint=hint)
+        compat.bail_if_changed(repo, hint=hint)
     except error.Abort as exc:
         if not warnonly:
             raise
@@ -332,7 +321,7 @@ def _push(ui, repo, plan, node):
               % (short(node), env.branch, dest))
     failure = hint = None
     try:
-        other = _peers.peer(repo, {}, plan.path)
+        other = compat.peers.peer(repo, {}, plan.path)
         try:
             pushop = exchange.push(repo, other, revs=[node], newbranch=True)
         finally:

@@ -53,7 +53,7 @@ def statecommand(env):
     """The command printing the state, or None when none is known."""
     if not env.migrate:
         return None
-    configured = env.values.get(b'migrate.state')
+    configured = env.migratestate
     if configured:
         return configured
     manage = _django(env)
@@ -69,7 +69,7 @@ def touched(repo, env, fromnode, tonode):
     state then stays what the previous deploy recorded: migrations the
     database was missing get applied, and the older code knows them too.
     """
-    if env.values.get(b'migrate.state') or fromnode is None:
+    if env.migratestate or fromnode is None:
         return True
     unfi = repo.unfiltered()
     try:
@@ -82,7 +82,7 @@ def touched(repo, env, fromnode, tonode):
 
 
 def rollbackcommand(env, app, migration):
-    template = env.values.get(b'migrate.rollback')
+    template = env.migraterollback
     if not template:
         manage = _django(env) or b'python manage.py'
         template = manage + b' migrate --noinput {app} {migration}'

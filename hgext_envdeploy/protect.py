@@ -48,18 +48,7 @@ HOOKTYPES = (b'pretxnchangegroup', b'pretxnclose', b'pretxncommit')
 def enabled(ui, name):
     """Whether environment ``name`` has ``protect`` on (ConfigError if the
     value is not a boolean)."""
-    value, source = config.rawvalue(ui, name, b'protect')
-    if not value:
-        return False
-    on = stringutil.parsebool(value)
-    if on is None:
-        raise config._configerror(
-            _(b"invalid protect value '%s' for environment '%s'")
-            % (value, name),
-            source,
-            _(b'use true or false'),
-        )
-    return on
+    return config.envconfig(ui, name, b'protect')
 
 
 def protectedbranches(ui):
@@ -78,12 +67,6 @@ def protect(ui, repo, hooktype, node=None, **kwargs):
     if hooktype not in HOOKTYPES:
         ui.warn(_(b'envprotect: config error: the hook cannot stop changesets '
                   b'as %s; use pretxnchangegroup.envprotect\n') % hooktype)
-        return True
-    # Our config items are registered only when the extension is enabled;
-    # without them the environments cannot be read, so fail closed.
-    if ui.config(b'envdeploy', b'protect') is None:
-        ui.warn(_(b'envprotect: rejected: enable the extension in %s '
-                  b'([extensions] hgext_envdeploy =)\n') % repo.root)
         return True
     try:
         branches = protectedbranches(ui)

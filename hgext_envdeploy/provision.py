@@ -35,9 +35,8 @@ MAX_UPLOAD = 256 * 1024
 
 def requiredfiles(env):
     """``requiredfiles`` as a list of paths relative to ``path``."""
-    value = (env.requiredfiles or b'').replace(b',', b' ')
     files = []
-    for name in value.split():
+    for name in env.requiredfiles:
         parts = name.split(b'/')
         if name.startswith(b'/') or b'..' in parts:
             raise error.ConfigError(

@@ -153,6 +153,27 @@ def test_background_push_returns_before_the_deploy_ends(hgenv, ssh_central):
     assert f"autodeploy: staging: deployed {node[:12]}" in open(runlog).read()
 
 
+@pytest.mark.parametrize("autodeploy", ["true", "background"])
+def test_the_hook_alone_enables_the_extension(hgenv, ssh_central, autodeploy):
+    c = ssh_central
+    # No [extensions] entry: over SSH nothing else enables it.
+    hgenv.write_hgrc(c.local, HOOK.replace("[extensions]\nhgext_envdeploy =\n", "")
+                     + environment("staging", path=c.site_remote,
+                                   reload="echo reloading the app",
+                                   autodeploy=autodeploy))
+    node = commit(hgenv, c.work, "staging", "feature")
+
+    r = hgenv.hg("push", "-r", "staging", c.url, cwd=c.work, timeout=60)
+
+    assert r.rc == 0, r.text
+    assert "enable the extension" not in r.text
+    # The detached deploy of background mode has it enabled as well.
+    wait_for(lambda: ("staging", "deployed", node, "") in central_log(c.local),
+             what="the deploy to end")
+    assert parent(hgenv, c.site) == node
+    assert journal(c.site)[-1]["outcome"] == "ok"
+
+
 # --- a local central repository
 
 

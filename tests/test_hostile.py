@@ -150,12 +150,9 @@ def test_quoted_values_reach_a_program_as_exactly_those_arguments(sh, values):
 
 
 def _env(path, hg=b"hg", **values):
-    base = {k: v for k, v in config.ENV_KEYS.items()}
-    base.update({b"path": path, b"hg": hg, b"branch": b"b", b"environ": {},
-                 b"secret": [], b"secretvalues": []})
-    base.update({k.encode(): v for k, v in values.items()})
-    return config.Environment(b"hostile", base, [config.Host(b"target.example",
-                                                              b"target.example")])
+    return config.Environment(b"hostile", [config.Host(b"target.example",
+                                                        b"target.example")],
+                              path=path, hg=hg, branch=b"b", **values)
 
 
 class _Ctx:
