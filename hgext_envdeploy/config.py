@@ -606,6 +606,73 @@ def _checkrepeats(ui, section, keys, cache):
 
 def load(ui, name):
     """Return the :class:`Environment` called ``name``, validated."""
+    _checkname(ui, name)
+    environ, roles = _readkeys(ui, name)
+
+    def get(key):
+        return envconfig(ui, name, key)
+
+    secret = get(b'secret')
+    unknown = [n for n in secret if n not in environ]
+    if unknown:
+        raise _configerror(
+            _(b'secret names %s, which is not set') % b', '.join(unknown),
+            envsource(ui, name, b'secret'),
+            _(b'secret lists names of values set as %s.env.NAME')
+            % name)
+    serial = get(b'serial')
+    if serial.endswith(b'%') and int(serial[:-1]) > 100:
+        raise _configerror(_(b'serial percentage above 100%'),
+                           envsource(ui, name, b'serial'))
+    path = get(b'path')
+    if not path:
+        raise _configerror(
+            _(b"environment '%s' has no path") % name,
+            hint=_(b'set %s.path in [environments] to the repository on the '
+                   b'target') % name,
+        )
+    hosts = parsehosts(get(b'hosts') or b'', envsource(ui, name, b'hosts'))
+    hosts += _rolehosts(ui, name, roles, [h.spec for h in hosts])
+    hg = get(b'hg')
+    if not hosts:
+        hosts = [Host(LOCAL)]
+        # A local environment runs this very hg unless told otherwise, so a
+        # newcomer's virtualenv works without being on PATH.
+        if not hg:
+            hg = procutil.shellquote(procutil.hgexecutable())
+        path = _expandpath(path)
+    migrateon = _migrationhost(ui, name, hosts)
+    return Environment(
+        name,
+        hosts,
+        path=path,
+        hg=hg or b'hg',
+        serial=serial,
+        roles=roles,
+        environ=environ,
+        secret=secret,
+        migrateon=migrateon,
+        migrateall=migrateon is None,
+        # hooks.mode() reads autodeploy on push; a typo is better found
+        # here too, as every other key's.
+        **{_ATTRIBUTES.get(key, key.decode('ascii')): get(key)
+           for key in _PLAIN_KEYS}
+    )
+
+
+# Keys that go into Environment as they are read (attribute names for the
+# dotted ones).
+_ATTRIBUTES = {b'migrate.state': 'migratestate',
+               b'migrate.rollback': 'migraterollback'}
+_PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
+               b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
+               b'check', b'onfailure', b'maxfail', b'requiredfiles',
+               b'localsettings', b'autodeploy', b'protect')
+
+
+def _checkname(ui, name):
+    """InputError for an environment not declared, ConfigError for a name
+    that cannot be one."""
     names = envnames(ui)
     if name not in names:
         if names:
@@ -625,6 +692,10 @@ def load(ui, name):
             hint=_(b'use letters, digits, - and _'),
         )
 
+
+def _readkeys(ui, name):
+    """Check every ``NAME.KEY`` written; ``(environ, roles)``: the
+    ``env.VAR`` values and the ``KEY.ROLE`` ones, whose names are open."""
     environ = {}
     roles = {}  # (key, role) -> value, for ENV.KEY.ROLE
     prefix = name + b'.'
@@ -653,73 +724,7 @@ def load(ui, name):
     for key, value in ui.configitems(b'envdeploy'):
         if key.startswith(ENVVAR):
             environ.setdefault(_envvar(ui, b'envdeploy', key, key), value)
-
-    def get(key):
-        return envconfig(ui, name, key)
-
-    secret = get(b'secret')
-    unknown = [n for n in secret if n not in environ]
-    if unknown:
-        raise _configerror(
-            _(b'secret names %s, which is not set') % b', '.join(unknown),
-            envsource(ui, name, b'secret'),
-            _(b'secret lists names of values set as %s.env.NAME')
-            % name)
-    onfailure = get(b'onfailure')
-    serial = get(b'serial')
-    if serial.endswith(b'%') and int(serial[:-1]) > 100:
-        raise _configerror(_(b'serial percentage above 100%'),
-                           envsource(ui, name, b'serial'))
-    maxfail = get(b'maxfail')
-    forwardagent = get(b'forwardagent')
-    path = get(b'path')
-    if not path:
-        raise _configerror(
-            _(b"environment '%s' has no path") % name,
-            hint=_(b'set %s.path in [environments] to the repository on the '
-                   b'target') % name,
-        )
-    # hooks.mode() reads it on push; a typo is better found here too.
-    autodeploy = get(b'autodeploy')
-    hosts = parsehosts(get(b'hosts') or b'', envsource(ui, name, b'hosts'))
-    hosts += _rolehosts(ui, name, roles, [h.spec for h in hosts])
-    hg = get(b'hg')
-    if not hosts:
-        hosts = [Host(LOCAL)]
-        # A local environment runs this very hg unless told otherwise, so a
-        # newcomer's virtualenv works without being on PATH.
-        if not hg:
-            hg = procutil.shellquote(procutil.hgexecutable())
-        path = _expandpath(path)
-    migrateon = _migrationhost(ui, name, hosts)
-    return Environment(
-        name,
-        hosts,
-        branch=get(b'branch'),
-        path=path,
-        source=get(b'source'),
-        hg=hg or b'hg',
-        identity=get(b'identity'),
-        forwardagent=forwardagent,
-        pushto=get(b'pushto'),
-        migrate=get(b'migrate'),
-        migratestate=get(b'migrate.state'),
-        migraterollback=get(b'migrate.rollback'),
-        reload=get(b'reload'),
-        check=get(b'check'),
-        roles=roles,
-        onfailure=onfailure,
-        serial=serial,
-        maxfail=maxfail,
-        requiredfiles=get(b'requiredfiles'),
-        localsettings=get(b'localsettings'),
-        autodeploy=autodeploy,
-        protect=get(b'protect'),
-        environ=environ,
-        secret=secret,
-        migrateon=migrateon,
-        migrateall=migrateon is None,
-    )
+    return environ, roles
 
 
 def _rolename(ui, key, role):

@@ -557,9 +557,9 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
         % (_(b'checking deploy of') if dryrun else _(b'deploying'),
            ctx, env.branch, env.name, env.describe())
     )
-    run = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
+    deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force)
-    return report(ui, env, run.run(), opts or {}, b'deploy')
+    return report(ui, env, deploying.run(), opts or {}, b'deploy')
 
 
 def batches(items, serial):

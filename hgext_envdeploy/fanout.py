@@ -32,7 +32,7 @@ def foreach(ui, hosts, work, concurrency, topic, cancel=None, grace=10):
     # interrupted by Ctrl-C can leave a running thread reported as dead.
     done = [threading.Event() for _host in hosts]
 
-    def run(index, host):
+    def onehost(index, host):
         try:
             with slots:
                 work(index, host)
@@ -40,7 +40,7 @@ def foreach(ui, hosts, work, concurrency, topic, cancel=None, grace=10):
             done[index].set()
 
     for i, h in enumerate(hosts):
-        threading.Thread(target=run, args=(i, h), daemon=True).start()
+        threading.Thread(target=onehost, args=(i, h), daemon=True).start()
     with ui.makeprogress(topic, unit=_(b'hosts'), total=len(hosts)) as progress:
         pending = list(range(len(hosts)))
         try:

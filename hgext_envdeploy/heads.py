@@ -58,3 +58,16 @@ def envhead(repo, env, hint, closed=False):
             hint=_(b'reopen it, or deploy a changeset with -r'),
         )
     return repo[heads[0]]
+
+
+def deployable(ui, repo, env):
+    """The binary node of the single open head a push would deploy, or
+    None (no branch, no open head, or several: warned, never guessed)."""
+    heads = openheads(repo, env.branch)
+    if len(heads) > 1:
+        ui.warn(_(b'autodeploy: %s: branch %s has %d heads, not deployed '
+                  b'(merge them; [environments] %s.protect = true rejects '
+                  b'such pushes)\n')
+                % (env.name, env.branch, len(heads), env.name))
+        return None
+    return heads[0] if heads else None

@@ -43,7 +43,7 @@ from mercurial import (
 )
 from mercurial.utils import procutil, stringutil, urlutil
 
-from . import config, deploy, protect as protectmod, target, transport
+from . import config, deploy, heads, protect as protectmod, target, transport
 
 LOG = b'envdeploy/autodeploy.log'  # under .hg/
 RUNLOGS = b'envdeploy/autodeploy'  # output of background deploys
@@ -93,18 +93,11 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
         """The branch's open head, when this push brought it."""
         if env.branch not in touched:
             return None
-        heads = repo.branchmap().branchheads(env.branch, closed=False)
-        if len(heads) > 1:
-            # Deploying either head would be a guess: say so, deploy none.
-            ui.warn(_(b'autodeploy: %s: branch %s has %d heads, not deployed '
-                      b'(merge them; [environments] %s.protect = true rejects '
-                      b'such pushes)\n')
-                    % (env.name, env.branch, len(heads), env.name))
-            return None
+        head = heads.deployable(ui, repo, env)
         # A push that only closed a head, or brought older changesets,
         # leaves the open head where it was: nothing new to deploy.
-        if heads and first <= cl.rev(heads[0]) <= last:
-            return nodemod.hex(heads[0])
+        if head is not None and first <= cl.rev(head) <= last:
+            return nodemod.hex(head)
         return None
 
     trigger = {b'hook': hooktype, b'source': source or b'',
@@ -140,13 +133,9 @@ def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
     covered = _pushedrevs(ui, repo, opts, pats or [])
 
     def newhead(env):
-        branchmap = repo.branchmap()
-        if env.branch not in branchmap:
+        head = heads.deployable(ui, repo, env)
+        if head is None:
             return None
-        heads = branchmap.branchheads(env.branch, closed=False)
-        if not heads:
-            return None
-        head = max(heads, key=repo.changelog.rev)
         if covered is not None and repo.changelog.rev(head) not in covered:
             return None
         head = nodemod.hex(head)
@@ -243,8 +232,8 @@ def _deployall(ui, repo, headof, trigger):
             continue
         head = headof(env)
         if head is not None:
-            run = _background if how == BACKGROUND else autodeploy
-            failed |= run(ui, repo, name, head, trigger)
+            deployhow = _background if how == BACKGROUND else autodeploy
+            failed |= deployhow(ui, repo, name, head, trigger)
     return failed
 
 

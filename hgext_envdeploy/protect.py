@@ -40,7 +40,7 @@ from mercurial.i18n import _
 from mercurial import error, node as nodemod
 from mercurial.utils import stringutil
 
-from . import config
+from . import config, heads as headsmod
 
 HOOKTYPES = (b'pretxnchangegroup', b'pretxnclose', b'pretxncommit')
 
@@ -89,7 +89,7 @@ def protect(ui, repo, hooktype, node=None, **kwargs):
 
     rejected = False
     for branch in sorted(touched & set(branches)):
-        heads = repo.branchmap().branchheads(branch, closed=False)
+        heads = headsmod.openheads(repo, branch)
         if len(heads) < 2:
             continue
         rejected = True

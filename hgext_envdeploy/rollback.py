@@ -162,25 +162,25 @@ def deployments(records):
     rollback pops back to its target, so rolling back twice goes two
     deployments back, not forth again.
 
-    >>> def run(to, outcome=b'ok', kind=b'deploy'):
+    >>> def rec(to, outcome=b'ok', kind=b'deploy'):
     ...     return {'kind': kind, 'to': to, 'outcome': outcome}
-    >>> records = [run(b'a'), run(b'b'), run(b'c', b'rolledback'), run(b'b', b'unchanged'),
-    ...            run(b'c'), run(None, b'planned')]
+    >>> records = [rec(b'a'), rec(b'b'), rec(b'c', b'rolledback'), rec(b'b', b'unchanged'),
+    ...            rec(b'c'), rec(None, b'planned')]
     >>> deployments(records)   # b again (unchanged): one entry, its newest record
     [(b'a', 0), (b'b', 3), (b'c', 4)]
-    >>> records.append(run(b'b', kind=b'rollback'))
+    >>> records.append(rec(b'b', kind=b'rollback'))
     >>> deployments(records)
     [(b'a', 0), (b'b', 6)]
-    >>> records.append(run(b'a', kind=b'rollback'))
+    >>> records.append(rec(b'a', kind=b'rollback'))
     >>> deployments(records)
     [(b'a', 7)]
 
     A rollback that failed moved nothing; one to a changeset this host
     never deployed (``-r``) starts the stack anew:
 
-    >>> deployments([run(b'a'), run(b'b'), run(b'a', b'failed', b'rollback')])
+    >>> deployments([rec(b'a'), rec(b'b'), rec(b'a', b'failed', b'rollback')])
     [(b'a', 0), (b'b', 1)]
-    >>> deployments([run(b'a'), run(b'b'), run(b'x', kind=b'rollback'), run(b'c')])
+    >>> deployments([rec(b'a'), rec(b'b'), rec(b'x', kind=b'rollback'), rec(b'c')])
     [(b'x', 2), (b'c', 3)]
     """
     stack = []
@@ -486,10 +486,10 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
     if rev:
         # Revision numbers differ between repositories: send the full hash.
         node = logcmdutil.revsingle(repo, rev).hex()
-    run = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
+    rollingback = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
                    force=force, dryrun=dryrun, breaklock=breaklock)
-    results = run.run()
-    if run.disagree:
+    results = rollingback.run()
+    if rollingback.disagree:
         raise error.Abort(
             _(b'hosts disagree on the deployment to return to: %s')
             % b', '.join(b'%s -> %s' % (r.host.name, r.tonode[:12])

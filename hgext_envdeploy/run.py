@@ -271,17 +271,16 @@ def report(ui, env, results, opts, what):
     with ui.formatter(b'envdeploy', opts) as fm:
         for r in results:
             fm.startitem()
-            fm.data(env=env.name, host=r.host.name, role=r.host.role or b'',
-                    outcome=r.outcome, node=r.tonode or b'',
+            label = b'envdeploy.ok' if r.ok else b'envdeploy.failed'
+            fm.write(b'host', b'%s', r.host.name, label=label)
+            fm.condwrite(r.host.role is not None, b'role', b' (%s)',
+                         r.host.role or b'', label=label)
+            fm.plain(b': %s\n' % _describe(r, what), label=label)
+            fm.data(env=env.name, outcome=r.outcome, node=r.tonode or b'',
                     fromnode=r.fromnode or b'', failed=r.failed or b'',
                     message=r.message, duration=round(r.duration, 3),
                     final=_final(r) or b'',
-                    rollback=pycompat.bytestr((r.rollback or {}).get(
-                        'outcome') or b''))
-            if fm.isplain():
-                label = b'envdeploy.ok' if r.ok else b'envdeploy.failed'
-                fm.plain(b'%s: %s\n' % (r.host.label, _describe(r, what)),
-                         label=label)
+                    rollback=(r.rollback or {}).get('outcome') or b'')
     bad = [r for r in results if not r.ok]
     if not bad:
         return 0

@@ -20,7 +20,7 @@ import re
 from mercurial.i18n import _
 from mercurial import error, node as nodemod
 
-from . import config, journal, migrations
+from . import config, heads, journal, migrations
 from .hostread import (
     KINDS, HostError, enter, lastline, lockinfo, lockscript, onhosts, plural,
     prefixed, sections, short,
@@ -47,18 +47,17 @@ class Branch:
         self.head = None
         self.note = b''
         self._pending = {}
-        branchmap = repo.branchmap()
-        if env.branch not in branchmap:
+        if env.branch not in repo.branchmap():
             self.note = _(b"branch '%s' does not exist here") % env.branch
             return
-        heads = branchmap.branchheads(env.branch, closed=False)
-        if not heads:
+        found = heads.openheads(repo, env.branch)
+        if not found:
             self.note = _(b"branch '%s' has no open head") % env.branch
             return
-        self.head = max((repo[h] for h in heads), key=lambda c: c.rev())
-        if len(heads) > 1:
+        self.head = repo[found[-1]]
+        if len(found) > 1:
             self.note = _(b"branch '%s' has %d heads, showing the newest") % (
-                env.branch, len(heads))
+                env.branch, len(found))
 
     def pending(self, node):
         """``(count, migration files)`` the next deploy brings to ``node``.

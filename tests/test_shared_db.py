@@ -210,12 +210,9 @@ def _session_pids(host):
     return pids
 
 
-def test_session_killed_mid_migration_leaves_an_unfinished_record(
-        hgenv, central_repo, sshd_hosts, remote_dir, postgres, pgdb):
-    (h0, h1), (t0, t1) = two_hosts(hgenv, central_repo, sshd_hosts, remote_dir,
-                                   postgres, pgdb, hosts=sshd_hosts.hosts[0].spec)
-    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
-    first = parent(hgenv, t0)
+def _lose_the_session_mid_migration(hgenv, central_repo, host, target):
+    """Deploy a new migration and kill the host's sshd session processes once it is
+    applied; ``(stdout, stderr, exit status)`` of the deploy."""
     commit_on(hgenv, central_repo, "staging", "add 0004",
               lambda repo: add_migration(repo, 4))
     # A migration that goes on after applying: the session dies in the middle (the
@@ -227,15 +224,25 @@ def test_session_killed_mid_migration_leaves_an_unfinished_record(
         cwd=central_repo, env=hgenv.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
-        wait_for(lambda: os.path.exists(os.path.join(t0, "migrated")), 60,
+        wait_for(lambda: os.path.exists(os.path.join(target, "migrated")), 60,
                  "the migration to be applied")
-        for pid in _session_pids(h0):
+        for pid in _session_pids(host):
             os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0
+    return out, err, proc.returncode
+
+
+def test_session_killed_mid_migration_leaves_an_unfinished_record(
+        hgenv, central_repo, sshd_hosts, remote_dir, postgres, pgdb):
+    (h0, h1), (t0, t1) = two_hosts(hgenv, central_repo, sshd_hosts, remote_dir,
+                                   postgres, pgdb, hosts=sshd_hosts.hosts[0].spec)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    first = parent(hgenv, t0)
+    out, err, rc = _lose_the_session_mid_migration(hgenv, central_repo, h0, t0)
+    assert rc != 0
     assert "lost the connection" in out + err
     assert applied(postgres, pgdb) == BASE + [("bar", "0004_bar_f0004")]
     [record] = [r for r in journal(t0) if r["outcome"] == "unfinished"]
@@ -274,22 +281,7 @@ def test_rollback_right_after_an_unfinished_run(
                                    postgres, pgdb, hosts=sshd_hosts.hosts[0].spec)
     hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
     first = parent(hgenv, t0)
-    commit_on(hgenv, central_repo, "staging", "add 0004",
-              lambda repo: add_migration(repo, 4))
-    slow = f"{MIGRATE} && touch migrated && sleep 8"
-    proc = subprocess.Popen(
-        [hgenv.hg_executable, "envdeploy", "staging", "--config",
-         f"environments.staging.migrate={slow}"],
-        cwd=central_repo, env=hgenv.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: os.path.exists(os.path.join(t0, "migrated")), 60,
-                 "the migration to be applied")
-        for pid in _session_pids(h0):
-            os.kill(pid, signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _lose_the_session_mid_migration(hgenv, central_repo, h0, t0)
     wait_for(lambda: not os.path.exists(os.path.join(t0, ".hg", "envdeploy", "lock")),
              30, "the lock to go with the session")
 
