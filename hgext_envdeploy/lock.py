@@ -25,8 +25,8 @@ from .shell import quote
 
 LOCKDIR = b'.hg/envdeploy/lock'
 
-# Exit statuses of the acquiring script.
-ACQUIRED = 0
+# The acquiring script's exit status when another deploy holds the lock
+# (0 when it took it).
 BUSY = 75
 
 _ACQUIRE = b'''\
