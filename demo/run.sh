@@ -122,11 +122,15 @@ run hg envdeploy live
 say "What would a deploy of live do now? (--dry-run changes nothing)"
 run hg envdeploy live --dry-run
 
-say "The journal on the staging target (.hg/envdeploy/journal.jsonl)"
+say "The journal on the staging target (.hg/envdeploy/journal.jsonl): each run writes ahead (begin), then completes its record (end)"
 python - ../staging-site/.hg/envdeploy/journal.jsonl <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
+    if r.get("phase", "end") != "end":
+        print("%s %-9s %s" % (r["started"] if "started" in r else " " * 20,
+                              r["phase"], r.get("migrations", {}).get("before", "")))
+        continue
     print("%s %-9s %s -> %s  %s" % (r["started"], r["outcome"],
           (r["from"] or "(empty)")[:12], r["to"][:12],
           " ".join("%s:%d" % (s["name"], s["status"]) for s in r["steps"])))
