@@ -98,7 +98,8 @@ PY
 hg add -q bar/migrations/0005_bar_rank.py
 run hg commit -m "bar: add rank"
 hg update -q default
-run hg envdeploy staging --config "environments.staging.check=echo 'site is down'; exit 1" || true
+# A check that fails with the new code only: the rollback's own check passes.
+run hg envdeploy staging --config "environments.staging.check=test ! -f bar/migrations/0005_bar_rank.py || { echo 'site is down'; exit 1; }" || true
 ( cd ../staging-site && run python manage.py showmigrations bar )
 
 say "Deploy it for real, then roll back: hg envrollback reverts 0005, then the code"
