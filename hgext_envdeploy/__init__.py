@@ -195,8 +195,8 @@ environment as soon as changesets land on its branch::
   staging.autodeploy = true
 
 The hooks enable the extension themselves where the hgrc only names them
-(as the ``acl`` extension's hook does), so ``[extensions]`` may be left
-out; ``hgext_envdeploy = !`` there keeps it off, and the hooks then
+(as the ``acl`` extension's hook does), so the extensions section may leave
+it out; ``hgext_envdeploy = !`` there keeps it off, and the hooks then
 deploy nothing and reject every push (protect).
 
 ``autodeploy``

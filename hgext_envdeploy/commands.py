@@ -329,6 +329,7 @@ def debugenvautodeploy(ui, repo, env, node, **opts):
 
     Exits 0 when deployed or skipped, 1 when the deploy failed.
     """
-    trigger = {pycompat.sysbytes(k): v for k, v in opts.items() if v}
+    # Field names are str in journal records (see journal.py).
+    trigger = {k: v for k, v in opts.items() if v}
     return int(logic('hooks').autodeploy(ui, repo, env, node,
                                          trigger or None))

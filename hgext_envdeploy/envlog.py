@@ -187,8 +187,8 @@ def _entrydata(fm, env, entry):
                               name=b'migration'),
         reverted=fm.formatlist(entry.migrations('reverted'),
                                name=b'migration'),
-        pusher=trigger.get(b'pusher') or b'',
-        pushurl=trigger.get(b'url') or b'',
+        pusher=trigger.get('pusher') or b'',
+        pushurl=trigger.get('url') or b'',
     )
     # 'from' is a Python keyword: pass it through a dict.
     fm.data(**{'from': entry.common('from') or b'',
@@ -219,8 +219,8 @@ def _entrytext(fm, repo, entry):
     trigger = entry.trigger
     if trigger:
         fm.plain(_(b'  started by a push from %s%s\n') % (
-            trigger.get(b'pusher') or b'?',
-            b' (%s)' % trigger[b'url'] if trigger.get(b'url') else b''))
+            trigger.get('pusher') or b'?',
+            b' (%s)' % trigger['url'] if trigger.get('url') else b''))
     applied = entry.migrations('applied')
     if applied:
         fm.plain(_(b'  migrations applied: %s\n') % b', '.join(applied))

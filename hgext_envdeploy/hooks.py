@@ -100,9 +100,9 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
             return nodemod.hex(head)
         return None
 
-    trigger = {b'hook': hooktype, b'source': source or b'',
-               b'url': urlutil.hidepassword(url or b''),
-               b'pusher': _pusher(source, url)}
+    trigger = {'hook': hooktype, 'source': source or b'',
+               'url': urlutil.hidepassword(url or b''),
+               'pusher': _pusher(source, url)}
     return _deployall(ui, repo, newhead, trigger)
 
 
@@ -144,9 +144,9 @@ def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
         return head
 
     where = urlutil.get_push_paths(repo, ui, pats or [])
-    trigger = {b'hook': hooktype, b'source': b'push',
-               b'url': b' '.join(urlutil.hidepassword(p.loc) for p in where),
-               b'pusher': ui.config(b'ui', b'username')
+    trigger = {'hook': hooktype, 'source': b'push',
+               'url': b' '.join(urlutil.hidepassword(p.loc) for p in where),
+               'pusher': ui.config(b'ui', b'username')
                or procutil.getuser()}
     return _deployall(ui, repo, newhead, trigger)
 
@@ -334,7 +334,7 @@ def _background(ui, repo, name, node, trigger):
         command += [b'--config', b'extensions.%s=' % _EXTNAMES[0]]
     command.append(b'debugenvautodeploy')
     for key, value in sorted(trigger.items()):
-        command += [b'--%s' % key, value]
+        command += [b'--%s' % pycompat.sysbytes(key), value]
     command += [b'--', name, node]
     try:
         repo.vfs.makedirs(RUNLOGS)

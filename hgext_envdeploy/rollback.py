@@ -105,8 +105,8 @@ def verify(run, result, state, record, halfway=()):
     listing = result.session.migrations()
     record['after'] = migrations.latest(listing)
     left = migrations.differences(listing, state)
-    left += ['%s stopped halfway (it is not atomic, or the database has no '
-             'transactional DDL)' % name for name in halfway]
+    left += [b'%s stopped halfway (it is not atomic, or the database has no '
+             b'transactional DDL)' % name for name in halfway]
     if left:
         record['outcome'] = journal.PARTIAL
         record['message'] = _(b'schema NOT restored: %s') % b', '.join(left)

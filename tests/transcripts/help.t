@@ -194,6 +194,11 @@ wording shows here, in review.
     [environments]
     staging.autodeploy = true
   
+  The hooks enable the extension themselves where the hgrc only names them (as
+  the "acl" extension's hook does), so the extensions section may leave it out;
+  "hgext_envdeploy = !" there keeps it off, and the hooks then deploy nothing
+  and reject every push (protect).
+  
   "autodeploy"
     "false" (default): only "hg envdeploy" deploys.  "true": a push that moves
     the head of the environment's branch deploys that head while the push waits;
