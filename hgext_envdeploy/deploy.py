@@ -193,14 +193,14 @@ class Deploy(Run):
         session = self.open(result)
         if session is None:
             return
-        result.state = session.state(self.node)
+        result.state = session.readstate(self.node)
         result.fromnode = result.state.parent
         result.dirty = result.state.dirty
         result.tonode = self.node
         if self.dryrun:
             steps = self._stepscripts(session, result.state.present,
                                       self.migrator(result) is result)
-            self._plan(result, [(n, s and session.display(s))
+            self._sayplan(result, [(n, s and session.display(s))
                                 for n, s in steps])
         else:
             result.outcome = b'prepared'
@@ -393,7 +393,7 @@ class Deploy(Run):
             return {} if after is None else {'after': after}
         return {}
 
-    def _plan(self, result, steps):
+    def _sayplan(self, result, steps):
         host = result.host
         self.say(host, _(b'at %s%s, would deploy %s')
                  % (result.fromnode and result.fromnode[:12] or b'(empty)',

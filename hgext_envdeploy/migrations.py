@@ -116,7 +116,7 @@ def latest(listing):
     return state
 
 
-def plan(listing, target):
+def unapplysteps(listing, target):
     """How to go from ``listing`` to the ``target`` state.
 
     Returns ``[(app, migration, [names unapplied, newest first])]`` for the
@@ -128,17 +128,17 @@ def plan(listing, target):
     ...            b'bar': [(b'0001_initial', True), (b'0002_b', False),
     ...                    (b'0003_c', True), (b'0004_d', True)],
     ...            b'baz': [(b'0001_x', True), (b'0002_y', True)]}
-    >>> plan(listing, {b'foo': b'zero', b'bar': b'0001_initial', b'gone': b'zero'})
+    >>> unapplysteps(listing, {b'foo': b'zero', b'bar': b'0001_initial', b'gone': b'zero'})
     [(b'bar', b'0001_initial', [b'0004_d', b'0003_c']), (b'foo', b'zero', [b'0001_a'])]
-    >>> plan(listing, {b'bar': b'0004_d', b'baz': b'0002_y'})  # already there
+    >>> unapplysteps(listing, {b'bar': b'0004_d', b'baz': b'0002_y'})  # already there
     []
-    >>> plan(listing, {b'bar': b'0002_b'})  # 0002_b itself was never applied
+    >>> unapplysteps(listing, {b'bar': b'0002_b'})  # 0002_b itself was never applied
     [(b'bar', b'0002_b', [b'0004_d', b'0003_c'])]
 
     A target the code on the target does not know (a state recorded by
     code that has since been rewritten) stops the plan:
 
-    >>> plan(listing, {b'bar': b'0003_renamed'})
+    >>> unapplysteps(listing, {b'bar': b'0003_renamed'})
     Traceback (most recent call last):
       ...
     mercurial.error.Abort: migration bar.0003_renamed is not known on the target

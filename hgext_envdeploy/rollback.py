@@ -51,7 +51,7 @@ def revertmigrations(run, result, state, record):
     listing = session.migrations()
     if listing is None:
         return
-    for app, migration, undo in migrations.plan(listing, state):
+    for app, migration, undo in migrations.unapplysteps(listing, state):
         run.say(host, _(b'unapplying %s')
                 % b', '.join(b'%s.%s' % (app, n)
                              for n in undo))
@@ -340,7 +340,7 @@ class Rollback(Run):
         if session is None:
             return
         records = session.journal()
-        state = session.state(self.node or nodemod.nullhex)
+        state = session.readstate(self.node or nodemod.nullhex)
         result.fromnode = state.parent
         result.dirty = state.dirty
         result.state = state
@@ -364,7 +364,7 @@ class Rollback(Run):
                 hint=_(b'give the target with --migration APP.NNNN'))
         result.tonode = node
         result.wanted = wanted
-        result.plan = migrations.plan(listing, wanted) if (
+        result.unapplying = migrations.unapplysteps(listing, wanted) if (
             listing is not None and wanted) else []
         result.outcome = b'planned'
 
@@ -405,7 +405,7 @@ class Rollback(Run):
             if r.outcome != b'planned':
                 continue
             steps = [b'%s.%s' % (app, n)
-                     for app, _m, undo in r.plan for n in undo]
+                     for app, _m, undo in r.unapplying for n in undo]
             self.say(r.host, _(b'at %s, back to %s%s')
                      % ((r.fromnode or b'(empty)')[:12],
                         (r.tonode or b'(empty)')[:12],

@@ -62,7 +62,7 @@ class HostResult:
         self.begun = False  # the journal has this run's begin line
         self.state = None
         self.wanted = None
-        self.plan = []
+        self.unapplying = []  # envrollback: migrations.unapplysteps
         self.session = None
         self.started = time.time()
         self.duration = 0.0
@@ -244,7 +244,7 @@ class HostSession:
     def close(self):
         self.shell.close()
 
-    def state(self, node):
+    def readstate(self, node):
         """Parent, edited files, and whether ``node`` (hex) is present.
 
         One hg process: ``wdir()`` gives the parent and the files that
@@ -319,7 +319,7 @@ class HostSession:
         is asked.  Call it before building the update step, which then
         also moves the ``hg add``-ed files aside.
         """
-        state = self.found or self.state(result.tonode or nodemod.nullhex)
+        state = self.found or self.readstate(result.tonode or nodemod.nullhex)
         created = self._created(result.fromnode, result.tonode, repo)
         # Added here and by the new changeset: the patch could not create
         # it again, so it is kept as the untracked files are.
