@@ -166,8 +166,8 @@ def _desc(repo, node):
 def _writeentry(fm, repo, env, entry):
     fm.startitem()
     _entrydata(fm, env, entry)
-    if fm.isplain():
-        _entrytext(fm, repo, entry)
+    # Under -T, fm.plain writes nothing and fm.condwrite keeps the data.
+    _entrytext(fm, repo, entry)
 
 
 def _entrydata(fm, env, entry):
@@ -183,10 +183,6 @@ def _entrydata(fm, env, entry):
         finished=entry.finished,
         duration=entry.duration,
         outcome=entry.outcome,
-        applied=fm.formatlist(entry.migrations('applied'),
-                              name=b'migration'),
-        reverted=fm.formatlist(entry.migrations('reverted'),
-                               name=b'migration'),
         pusher=trigger.get('pusher') or b'',
         pushurl=trigger.get('url') or b'',
     )
@@ -221,12 +217,11 @@ def _entrytext(fm, repo, entry):
         fm.plain(_(b'  started by a push from %s%s\n') % (
             trigger.get('pusher') or b'?',
             b' (%s)' % trigger['url'] if trigger.get('url') else b''))
-    applied = entry.migrations('applied')
-    if applied:
-        fm.plain(_(b'  migrations applied: %s\n') % b', '.join(applied))
-    reverted = entry.migrations('reverted')
-    if reverted:
-        fm.plain(_(b'  migrations reverted: %s\n') % b', '.join(reverted))
+    for field, text in (('applied', _(b'  migrations applied: %s\n')),
+                        ('reverted', _(b'  migrations reverted: %s\n'))):
+        names = entry.migrations(field)
+        fm.condwrite(bool(names), field.encode('ascii'), text,
+                     fm.formatlist(names, name=b'migration', sep=b', '))
     for host, rec in entry.records:
         fm.plain(b'  %s: %s\n' % (host,
                                    _hostresult(rec, samefrom, sameto)),

@@ -274,10 +274,9 @@ def _statusdata(fm, env, branch, row):
         branchhead=branch.head.hex() if branch.head is not None else b'',
         pending=row['pending'],
         newmigrations=fm.formatlist(row['newmigrations'], name=b'migration'),
-        dirty=fm.formatlist(row['dirty'], name=b'file'),
-        migrations=None if row['migrations'] is None else
-        fm.formatlist(row['migrations'], name=b'migration'),
     )
+    if not row['read']:
+        fm.data(dirty=fm.formatlist([], name=b'file'), migrations=None)
 
 
 def _writeunread(fm, row):
@@ -298,21 +297,26 @@ def _writeread(ui, fm, env, branch, row):
     if last:
         fm.plain(last, label=_FAILED)
     dirty = row['dirty']
-    if dirty and ui.verbose:
-        fm.plain(_(b'    manual edits: %s\n') % b', '.join(dirty),
-                 label=_FAILED)
-    elif dirty:
+    fm.condwrite(bool(dirty) and ui.verbose, b'dirty',
+                 _(b'    manual edits: %s\n'),
+                 fm.formatlist(dirty, name=b'file', sep=b', '), label=_FAILED)
+    if dirty and not ui.verbose:
         fm.plain(b'    %s\n' % plural(
             len(dirty), _(b'manual edits in 1 file (-v lists it)'),
             _(b'manual edits in %d files (-v lists them)')), label=_FAILED)
     fm.condwrite(row['locked'], b'locked', _(b'    locked by %s\n'),
                  row['locked'], label=_FAILED)
-    if row['migrations']:
-        fm.plain(_(b'    migrations not applied%s: %s\n')
-                 % (b'' if len(env.hosts) == 1 or env.migrateall else
-                    _(b' (the database of %s)') % env.name,
-                    b', '.join(row['migrations'])), label=_FAILED)
-    elif row['migrationerror']:
+    where = (b'' if len(env.hosts) == 1 or env.migrateall
+             else _(b' (the database of %s)') % env.name)
+    missing = row['migrations']
+    if missing is None:
+        fm.data(migrations=None)  # not read: JSON says null, not []
+    else:
+        fm.condwrite(bool(missing), b'migrations',
+                     _(b'    migrations not applied%s: %%s\n') % where,
+                     fm.formatlist(missing, name=b'migration', sep=b', '),
+                     label=_FAILED)
+    if not missing and row['migrationerror']:
         fm.plain(_(b'    migrations: cannot read (%s)\n')
                  % row['migrationerror'])
 
