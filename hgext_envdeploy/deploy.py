@@ -374,10 +374,14 @@ class Deploy(Run):
         return last is not None and last.get('to') == self.node
 
     def records(self, session):
+        """The host's last runs, read with the lock; further back (once)
+        when those hold no deploy."""
         records = session.tail or []
         if (len(records) * 2 >= self.journaltail
                 and not _lastdeploy(records)):
-            records = session.journal(tail=400)  # a run of failures
+            # A run of failures: read further back, and keep it, since
+            # the converge check and the carried state both ask.
+            records = session.tail = session.journal(tail=400)
         return records
 
     def carried(self, session):

@@ -106,3 +106,13 @@ def pg_targets(hgenv, central, sshd_hosts, hosts, remote_path, port, dbname):
         with open(os.path.join(target, "local_settings.py"), "w") as f:
             f.write(local_settings(dbname, port))
     return targets
+
+
+def deployed_site(hgenv, central_repo, tmp_path):
+    """A local staging environment at tmp_path/site, deployed once (migrations
+    0001..0003, reload appending to its "reloads" file)."""
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, migrate=MIGRATE, reload="echo reloaded >> reloads"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    return target

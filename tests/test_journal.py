@@ -12,8 +12,8 @@ import pytest
 
 from djangoproject import add_migration
 from envtools import (
-    MIGRATE, clone_target, commit_on, environment, journal, journal_lines, migrations,
-    parent, wait_for,
+    MIGRATE, clone_target, commit_on, deployed_site, environment, journal, journal_lines,
+    migrations, parent, wait_for,
 )
 from hgext_envdeploy import (
     config, deploy, direction, journal as journalmod, lock, migrations as migmod, rollback,
@@ -31,10 +31,7 @@ def test_doctests(module):
 
 @pytest.fixture
 def site(hgenv, central_repo, tmp_path):
-    target = clone_target(hgenv, central_repo, tmp_path / "site")
-    hgenv.write_hgrc(central_repo, environment(
-        "staging", path=target, migrate=MIGRATE, reload="echo reloaded >> reloads"))
-    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    target = deployed_site(hgenv, central_repo, tmp_path)
     return target
 
 

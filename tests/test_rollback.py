@@ -8,9 +8,8 @@ import pytest
 
 from djangoproject import add_migration
 from envtools import (
-    journal_lines,
-    MIGRATE, clone_target, commit_on, environment, head, journal, migrations,
-    parent, ssh_settings, ssh_targets,
+    MIGRATE, commit_on, deployed_site, environment, head, journal, journal_lines,
+    migrations, parent, ssh_settings, ssh_targets,
 )
 
 BASE = ["0001_initial", "0002_bar_description", "0003_bar_created"]
@@ -32,10 +31,7 @@ def add(number, kind="field"):
 @pytest.fixture
 def site(hgenv, central_repo, tmp_path):
     """A local staging environment deployed once (migrations 0001..0003)."""
-    target = clone_target(hgenv, central_repo, tmp_path / "site")
-    hgenv.write_hgrc(central_repo, environment(
-        "staging", path=target, migrate=MIGRATE, reload="echo reloaded >> reloads"))
-    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    target = deployed_site(hgenv, central_repo, tmp_path)
     assert migrations(target) == BASE
     return target
 
