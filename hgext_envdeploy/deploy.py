@@ -210,8 +210,6 @@ class Deploy(Run):
         if self.dryrun or (result.outcome in (b'untouched', b'prepared')
                            and not result.begun):
             return None
-        if self.trigger:
-            return self.record(result, trigger=self.trigger)
         return self.record(result)
 
     def _stepscripts(self, session, have, migrator=True):
@@ -327,12 +325,10 @@ class Deploy(Run):
         if result.converged:
             return
         session = result.session
-        record = self.header(result)
-        if self.trigger:
-            record['trigger'] = self.trigger
         result.begun = True  # the end line follows whatever happens
         try:
-            session.step(result, b'update', session.update(self.node, record),
+            session.step(result, b'update',
+                         session.update(self.node, self.header(result)),
                          self.printer(result.host))
         except StepFailed as exc:
             if _HOOKFAILED in exc.output:

@@ -41,6 +41,7 @@ class Run:
     # whether to start the target's hg command server (see target.lock).
     journaltail = 0
     hgserver = False
+    trigger = None  # which push started the run (Deploy, from the hooks)
 
     def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
         self.ui = ui
@@ -174,10 +175,7 @@ class Run:
 
     def begin(self, result):
         """Journal ``result``'s run as begun, before it changes anything."""
-        record = self.header(result)
-        if getattr(self, 'trigger', None):
-            record['trigger'] = self.trigger
-        result.session.append(record, phase=journal.BEGIN)
+        result.session.append(self.header(result), phase=journal.BEGIN)
         result.begun = True
 
     def progress(self, result, fields):
@@ -220,7 +218,7 @@ class Run:
 
     def header(self, result):
         """What a journal record says from the start (the begin line)."""
-        return {
+        record = {
             'id': self.id,
             'kind': self.kind,
             'env': self.env.name,
@@ -236,8 +234,11 @@ class Run:
             'patch': result.patch,
             'untracked': result.untracked,
         }
+        if self.trigger:
+            record['trigger'] = self.trigger  # the push behind it (hooks)
+        return record
 
-    def record(self, result, **extra):
+    def record(self, result):
         """The journal record of ``result`` (format in journal.py)."""
         record = self.header(result)
         record.update({
@@ -253,7 +254,6 @@ class Run:
             record['message'] = result.message
         if result.rollback is not None:
             record['rollback'] = result.rollback
-        record.update(extra)
         return record
 
 
