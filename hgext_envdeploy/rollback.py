@@ -458,7 +458,7 @@ class Rollback(Run):
             return  # stays pending: untouched, journaled
         record = {'steps': result.steps, 'reverted': []}
         revertcode(self, result, result.tonode, record)
-        undo = getattr(migrator, 'undo', None) or {}
+        undo = migrator.undo or {}
         if undo.get('outcome') == journal.PARTIAL:
             # The code went back, but the schema is not what it was.
             result.outcome = b'partial'
