@@ -49,9 +49,11 @@ changeopts = (
          _(b'check everything a deploy needs, change nothing (as envcheck)')),
         (b'f', b'force', False,
          _(b'deploy even when a host would go backwards')),
+        (b'', b'redeploy', False,
+         _(b'run every step, also on a host already at the changeset')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [--redeploy] [-n | --check] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -97,7 +99,7 @@ def envdeploy(ui, repo, env, **opts):
     return logic('deploy').deployenv(
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
-        force=opts.get('force'),
+        force=opts.get('force'), redeploy=opts.get('redeploy'),
     )
 
 

@@ -28,6 +28,7 @@ configtable = {}
 configitem = registrar.configitem(configtable)
 
 ONFAILURE = (b'rollback', b'stop')
+ONEDITS = (b'save', b'refuse')
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
 BACKGROUND = b'background'  # autodeploy: deploy detached from the push
 MIGRATE_ALL = b'all'
@@ -169,7 +170,19 @@ ENV_KEYS = {
     b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
     b'secret': _Key(list, _list),  # names of env.NAME values never shown
     b'migrateon': _Key(b''),  # host or role migrating the one database; or all
+    # Manual edits on a host: saved as a patch, or the deploy refused.
+    b'onedits': _Key(
+        b'save',
+        _parsed(_oneof(ONEDITS)),
+        _(b'use one of: %s') % b', '.join(ONEDITS),
+        _(b"unknown onedits mode '%(value)s'"),
+    ),
 }
+# The user's steps around update, migrate, reload and check (flow.py).
+USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
+                      for step in (b'update', b'migrate', b'reload', b'check')
+                      for when in (b'before', b'after'))
+ENV_KEYS.update((key, _Key(b'')) for key in USERSTEP_KEYS)
 
 _POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')
 
@@ -211,7 +224,8 @@ _ROLE_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
 # ``state`` would make ``migrate.state`` ambiguous the day migrate takes a
 # role), ``env`` (ENV.env.NAME) and ``all`` (migrateon = all).
 _RESERVED_ROLES = frozenset(
-    [k.split(b'.', 1)[1] for k in ENV_KEYS if b'.' in k]
+    [k.split(b'.', 1)[1] for k in ENV_KEYS
+     if b'.' in k and k not in USERSTEP_KEYS]
     + [b'env', b'all', b'sources'])
 
 # ``ENV.env.NAME = VALUE``: exported to everything run on the targets.
@@ -302,6 +316,8 @@ class Environment:
         secret=(),
         migrateon=None,
         migrateall=False,
+        onedits=b'save',
+        usersteps=None,
     ):
         self.name = name
         self.hosts = hosts
@@ -334,6 +350,8 @@ class Environment:
         # The host migrating the one database (migrateon), unless every
         # host migrates its own.
         self.migrateall = migrateall
+        self.onedits = onedits
+        self.usersteps = usersteps or {}  # before.STEP/after.STEP: command
         self.migrateon = None if migrateall else (migrateon or hosts[0])
 
     @property
@@ -349,6 +367,8 @@ class Environment:
                 return own
         commands = {b'migrate': self.migrate, b'reload': self.reload,
                     b'check': self.check}
+        if name not in commands:
+            return self.usersteps.get(name) or b''  # before.STEP, after.STEP
         return commands[name] or b''
 
     def migrationhost(self, host):
@@ -653,6 +673,7 @@ def load(ui, name):
         secret=secret,
         migrateon=migrateon,
         migrateall=migrateon is None,
+        usersteps={key: get(key) for key in USERSTEP_KEYS if get(key)},
         # hooks.mode() reads autodeploy on push; a typo is better found
         # here too, as every other key's.
         **{_ATTRIBUTES.get(key, key.decode('ascii')): get(key)
@@ -667,7 +688,7 @@ _ATTRIBUTES = {b'migrate.state': 'migratestate',
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect')
+               b'localsettings', b'autodeploy', b'protect', b'onedits')
 
 
 def _checkname(ui, name):
@@ -709,7 +730,11 @@ def _readkeys(ui, name):
             environ[_envvar(ui, b'environments', key, sub)] = value
             continue
         base, dot, role = sub.partition(b'.')
-        if dot and base in ROLE_KEYS:
+        if base in (b'before', b'after'):
+            # before.STEP.ROLE: the key is two words.
+            step, dot, role = role.partition(b'.')
+            base = b'%s.%s' % (base, step)
+        if dot and (base in ROLE_KEYS or base in USERSTEP_KEYS):
             roles[(base, _rolename(ui, key, role))] = value
             continue
         if sub not in ENV_KEYS:

@@ -14,6 +14,7 @@ append to the journal, unlock.  The deploy and the rollback orchestrate
 these; they never build the shell snippets themselves.  A failing operation raises :class:`StepFailed`.
 """
 
+import contextlib
 import time
 
 from mercurial.i18n import _
@@ -63,9 +64,30 @@ class HostResult:
         self.state = None
         self.wanted = None
         self.unapplying = []  # envrollback: migrations.unapplysteps
+        self.planned = []  # a dry run: the steps the real run would take
         self.session = None
         self.started = time.time()
         self.duration = 0.0
+        self._busy = 0.0  # seconds of this host's own work (see clock)
+        self._since = None
+
+    @contextlib.contextmanager
+    def clock(self):
+        """Count the time inside as this host's (see elapsed)."""
+        outer = self._since is None
+        if outer:
+            self._since = time.time()
+        try:
+            yield
+        finally:
+            if outer:
+                self._busy += time.time() - self._since
+                self._since = None
+
+    def elapsed(self):
+        """Seconds this host spent on its own steps so far."""
+        running = time.time() - self._since if self._since is not None else 0
+        return self._busy + running
 
     @property
     def ok(self):
@@ -320,13 +342,8 @@ class HostSession:
         also moves the ``hg add``-ed files aside.
         """
         state = self.found or self.readstate(result.tonode or nodemod.nullhex)
-        created = self._created(result.fromnode, result.tonode, repo)
-        # Added here and by the new changeset: the patch could not create
-        # it again, so it is kept as the untracked files are.
-        clash = set(created).intersection(state.added)
-        untracked = sorted(self._existing(sorted(set(created) - clash))
-                           | clash)
-        changed = [f for f in state.dirty if f not in clash]
+        changed, untracked = self.losses(result, repo)
+        clash = [f for f in state.dirty if f not in changed]
         if not changed and not untracked:
             return
         status, out = self.run(edits.savescript(
@@ -351,6 +368,20 @@ class HostSession:
                         b', '.join(untracked)), 'warn')
         aside = [f for f in state.added if f not in clash]
         self.setaside = (name, aside) if aside else None
+
+    def losses(self, result, repo=None):
+        """``(changed, untracked)``: the edited files a patch would keep,
+        and the untracked files the update to ``result.tonode`` would
+        overwrite (read-only: the dry run asks too)."""
+        state = self.found or self.readstate(result.tonode or nodemod.nullhex)
+        created = self._created(result.fromnode, result.tonode, repo)
+        # Added here and by the new changeset: the patch could not create
+        # it again, so it is kept as the untracked files are.
+        clash = set(created).intersection(state.added)
+        untracked = sorted(self._existing(sorted(set(created) - clash))
+                           | clash)
+        changed = [f for f in state.dirty if f not in clash]
+        return changed, untracked
 
     def _created(self, parent, node, repo):
         """Files ``node`` has that ``parent`` (None: empty) has not."""
