@@ -43,7 +43,8 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil
 from mercurial.utils import urlutil
 
-from . import config, direction, heads, journal, migrations, rollback
+from . import (config, direction, heads, journal, migrations, rollback,
+               transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -219,6 +220,7 @@ class Deploy(Run):
             pull = (b'pull', b'-r', self.node)
             if self.env.source:
                 pull += (b'--', self.env.source)
+            pull = transfer.step(self, pull)
         migrate = session.command(b'migrate') if migrator else None
         return [
             (b'pull', pull),
