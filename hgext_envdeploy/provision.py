@@ -23,7 +23,7 @@ from mercurial.i18n import _
 from mercurial import error, pycompat
 from mercurial.utils import urlutil
 
-from . import config, deploy, transfer
+from . import config, deploy, repofile, transfer
 from .hostread import lastline, onhosts, prefixed
 from .shell import quote
 
@@ -150,6 +150,10 @@ def envsetup(ui, repo, name, dryrun=False):
     """``hg envsetup``: clone where missing, check, upload local settings."""
     env = config.load(ui, name)
     settings = config.settings(ui)
+    files = repofile.describe(ui, name)
+    if any(repofile.FILENAME in f for f in files):
+        # Say which file declares it: a tracked one may differ per branch.
+        ui.status(_(b'%s is declared in %s\n') % (name, b', '.join(files)))
     setup = Setup(ui, repo, env, dryrun)
     ui.status(_(b'%s %s: %s\n') % (
         _(b'checking the set-up of') if dryrun else _(b'setting up'),

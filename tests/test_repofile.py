@@ -50,6 +50,8 @@ def test_developer_deploys_and_reads_status_from_the_file_alone(
     assert r.rc == 0, r.text
     assert f"local: {node[:12]}" in r.out and "up to date" in r.out
 
+    r = hgenv.hg("envsetup", "staging", "-n", cwd=work)
+    assert f"staging is declared in {work}/.hgenvironments" in r.out, r.text
     # --debug names each value's file and line.
     r = hgenv.hg("envdeploy", "staging", "-n", "--debug", cwd=work)
     assert (f"envdeploy: config: {work}/.hgenvironments:3: "
