@@ -99,6 +99,19 @@ environment::
   session, so that its ``hg pull`` from an ``ssh://`` source works without
   a key of its own on the server (default ``false``).
 
+``transfer``
+  How the changesets reach the target.  ``pull`` (default): the target
+  runs ``hg pull`` from ``source``, so it needs read access to it.
+  ``push``: this side asks the host which heads it has, bundles what it
+  lacks of the changeset being deployed and its ancestors (never other
+  branches' changesets), and sends the bundle through the deploy's own
+  SSH session, where ``hg unbundle`` reads it: the server needs no deploy
+  key, no agent, no access to any repository.  Deploys, ``envrollback -r``
+  to a changeset the host lacks, ``envsetup`` (an empty repository, then
+  the whole history of the branch head, with a progress bar) and push
+  deploys from the central repository all send this way.  The host's
+  ``default`` path is left as it was.
+
 ``serial``
   Deploy the hosts in batches of N hosts, or N% of them (``serial = 1``:
   one at a time); a batch starts only when the previous one succeeded.
@@ -126,6 +139,42 @@ environment::
   ``***``, and they are never journaled.  Masking finds the value as
   written: a step that transforms it (encodes it, splits it) is beyond
   its reach.
+
+The environments in the repository: .hgenvironments
+===================================================
+
+A tracked file ``.hgenvironments`` at the repository's root, in hgrc
+syntax with the same ``[environments]`` and ``[envdeploy]`` sections,
+declares the environments with the code, reviewed and versioned with it.
+The hgrc wins over it key by key: a key any hgrc sets, as ``ENV.KEY`` or
+as the ``[envdeploy] KEY`` default, is not read from the file.  With
+``--debug``, every command lists each value with its file and line
+(``envdeploy: config: FILE:LINE: environments.staging.hosts=...``) and
+names the file's values an hgrc overrides.
+
+Which revision's file is read: in a repository with a working copy, the
+working copy's (as a checkout's ``deploy.yml``), by every command,
+``envstatus`` and ``envrollback`` included.  In a repository without one
+(``hg clone -U``, a central repository), the file as of the head of the
+environment's branch: the changeset a deploy brings.  The push hooks
+always read the head the push brought (``postpush``, in a developer's
+repository, reads the working copy).  A rollback reads the same file as a
+deploy, not the file of the changeset it returns to: it goes back on the
+hosts the environment has now.
+
+In the hooks the file came with a push, and a push must not decide where
+the central repository deploys: the file's ``hosts`` (and
+``hosts.ROLE``), ``path``, ``identity``, ``source``, ``forwardagent``,
+``autodeploy``, ``protect``, and ``[envdeploy]`` ``knownhosts``,
+``hostkeys``, ``sshconfig`` and ``autodeploy.sources`` are ignored there,
+with a warning naming them, and come from the central repository's hgrc
+only, unless that hgrc sets ``[envdeploy] trustrepofile = true``.  The
+commands, ``migrate``, ``reload``, ``check`` and the rest are read from
+the file: they come with the code, as ``manage.py`` does.  A developer's
+own commands use the whole file.  ``trustrepofile`` is never read from
+the file, ``%include`` lines in it are not followed, and a secret's value
+(``ENV.env.NAME`` for a NAME in ``secret``) in it is an error: it would
+stay in the history; keep secrets in an hgrc.
 
 Settings of the whole run, in ``[envdeploy]``:
 
@@ -163,6 +212,11 @@ Settings of the whole run, in ``[envdeploy]``:
   one process each (default true): Python and Mercurial start once, not
   three times.  Where the target's ``hg`` cannot serve, each command runs
   as its own process anyway; ``false`` never tries.
+
+``trustrepofile``
+  ``true`` lets a pushed ``.hgenvironments`` decide, in the hooks, the
+  keys it may not otherwise (hosts, paths, keys, source: see above).  Read
+  from an hgrc only (default ``false``).
 
 Merging into an environment
 ===========================

@@ -19,6 +19,7 @@ of a value it cannot take.  The rest of the extension reads
 import bisect
 import os
 import re
+import weakref
 
 from mercurial.i18n import _
 from mercurial import config as configmod, error, registrar
@@ -29,6 +30,7 @@ configitem = registrar.configitem(configtable)
 
 ONFAILURE = (b'rollback', b'stop')
 ONEDITS = (b'save', b'refuse')
+TRANSFERS = (b'pull', b'push')  # how changesets reach a target (transfer.py)
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
 BACKGROUND = b'background'  # autodeploy: deploy detached from the push
 MIGRATE_ALL = b'all'
@@ -177,6 +179,13 @@ ENV_KEYS = {
         _(b'use one of: %s') % b', '.join(ONEDITS),
         _(b"unknown onedits mode '%(value)s'"),
     ),
+    # The target pulls from source, or we send what it lacks (transfer.py).
+    b'transfer': _Key(
+        b'pull',
+        _parsed(_oneof(TRANSFERS)),
+        _(b'use one of: %s') % b', '.join(TRANSFERS),
+        _(b"unknown transfer mode '%(value)s'"),
+    ),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
 USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
@@ -206,6 +215,8 @@ GLOBAL_KEYS = {
     b'cmdserver': _Key(True, _bool, _BOOL_HINT),
     # What the changegroup hook deploys.
     b'autodeploy.sources': _Key(lambda: [b'serve', b'push'], _list),
+    # Let a pushed .hgenvironments decide hosts, paths, keys (repofile.py).
+    b'trustrepofile': _Key(False, _bool, _BOOL_HINT),
 }
 
 _KEYS = {**ENV_KEYS, **GLOBAL_KEYS}
@@ -318,6 +329,7 @@ class Environment:
         migrateall=False,
         onedits=b'save',
         usersteps=None,
+        transfer=b'pull',
     ):
         self.name = name
         self.hosts = hosts
@@ -353,6 +365,7 @@ class Environment:
         self.onedits = onedits
         self.usersteps = usersteps or {}  # before.STEP/after.STEP: command
         self.migrateon = None if migrateall else (migrateon or hosts[0])
+        self.transfer = transfer  # pull, or push (transfer.py)
 
     @property
     def islocal(self):
@@ -503,8 +516,31 @@ def _configerror(msg, source=b'', hint=None):
     return error.ConfigError(msg, hint=hint)
 
 
+# A ui whose environments each read the .hgenvironments of their own
+# branch head (repofile.Heads): ui -> that provider.
+_PERENV = weakref.WeakKeyDictionary()
+
+
+def perenv(ui, provider):
+    """Make ``ui`` read environment NAME from ``provider.forenv(NAME)``
+    (a ui) and the names from ``provider.names()``."""
+    _PERENV[ui] = provider
+
+
+def envui(ui, name):
+    """The ui that environment ``name`` is read from (``ui`` itself but
+    for a ui given to :func:`perenv`)."""
+    provider = _PERENV.get(ui)
+    if provider is None or name is None:
+        return ui
+    return provider.forenv(name)
+
+
 def envnames(ui):
     """The environment names declared in [environments], in order."""
+    provider = _PERENV.get(ui)
+    if provider is not None:
+        return provider.names()
     names = []
     for key, value in ui.configitems(b'environments'):
         name = key.split(b'.', 1)[0]
@@ -532,6 +568,7 @@ def _where(ui, name, key):
 def envsource(ui, name, key):
     """Where :func:`envconfig` reads ``ENV.KEY`` from (``file:line``), or
     b'' for its default."""
+    ui = envui(ui, name)
     return _source(ui, *_where(ui, name, key))
 
 
@@ -544,6 +581,7 @@ def envconfig(ui, name, key):
     environment, and what to write instead.
     """
     spec = _KEYS[key]
+    ui = envui(ui, name)
     section, item = _where(ui, name, key)
     try:
         return spec.read(ui, section, item)
@@ -627,6 +665,7 @@ def _checkrepeats(ui, section, keys, cache):
 def load(ui, name):
     """Return the :class:`Environment` called ``name``, validated."""
     _checkname(ui, name)
+    ui = envui(ui, name)
     environ, roles = _readkeys(ui, name)
 
     def get(key):
@@ -688,7 +727,8 @@ _ATTRIBUTES = {b'migrate.state': 'migratestate',
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect', b'onedits')
+               b'localsettings', b'autodeploy', b'protect', b'onedits',
+               b'transfer')
 
 
 def _checkname(ui, name):

@@ -25,7 +25,7 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import config, journal, migrations
+from . import config, journal, migrations, transfer
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -121,6 +121,7 @@ def revertcode(run, result, node, record, check=True):
     """
     session = result.session
     output = run.printer(result.host)
+    transfer.bring(run, result, node, output, record['steps'])
     session.step(result, b'update', session.update(node), output,
                  record=record['steps'])
     record['at'] = node
@@ -488,6 +489,7 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
         node = logcmdutil.revsingle(repo, rev).hex()
     rollingback = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
                    force=force, dryrun=dryrun, breaklock=breaklock)
+    transfer.sender(rollingback, repo)  # transfer = push: what -r needs
     results = rollingback.run()
     if rollingback.disagree:
         raise error.Abort(

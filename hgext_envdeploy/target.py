@@ -179,6 +179,8 @@ class HostSession:
         """A step as the shell command it amounts to (dry runs)."""
         if isinstance(script, tuple):
             return self.hgserver.commandline(script)
+        if callable(script):
+            return script.describe()  # transfer.Send
         return script
 
     def enter(self):
@@ -423,6 +425,8 @@ class HostSession:
         start = time.time()
         if isinstance(script, tuple):
             status, out = self.hgcommand(script, output)
+        elif callable(script):
+            status, out = script(self, output)  # transfer.Send
         else:
             status, out = self.run(script, output=output)
         duration = time.time() - start
