@@ -89,6 +89,23 @@ def _positive(value):
     return value
 
 
+def _seconds(value):
+    """Seconds, 0 or more, fractions allowed; empty is 0."""
+    if isinstance(value, bytes):
+        value = float(value.strip() or b'0')  # ValueError when no number
+    if not value >= 0 or value == float('inf'):
+        raise ValueError(value)
+    return value
+
+
+def _interval(value):
+    """Seconds between tries: more than 0."""
+    value = _seconds(value)
+    if not value > 0:
+        raise ValueError(value)
+    return value
+
+
 def _serial(value):
     """Hosts per batch, N or N%; empty (all at once) stays b''."""
     value = value.strip()
@@ -133,6 +150,11 @@ ENV_KEYS = {
     b'migrate': _Key(b''),
     b'reload': _Key(b''),
     b'check': _Key(b''),
+    # Seconds the check is tried for (0: once), and between tries.
+    b'check.timeout': _Key(0, _parsed(_seconds),
+                           _(b'a number of seconds (0: one try)')),
+    b'check.interval': _Key(2, _parsed(_interval),
+                            _(b'a number of seconds, more than 0')),
     b'hg': _Key(None),  # 'hg' on a remote host, this hg for a local environment
     b'identity': _Key(b''),
     # Lend the target our ssh-agent (hg pull).
@@ -290,6 +312,8 @@ class Environment:
         migraterollback=b'',
         reload=b'',
         check=b'',
+        checktimeout=0,
+        checkinterval=2,
         roles=None,
         onfailure=b'rollback',
         serial=b'',
@@ -317,6 +341,8 @@ class Environment:
         self.migraterollback = migraterollback
         self.reload = reload
         self.check = check
+        self.checktimeout = checktimeout  # seconds the check is tried for
+        self.checkinterval = checkinterval
         self.roles = roles or {}  # (key, role) -> value, of ENV.KEY.ROLE
         self.onfailure = onfailure
         self.serial = serial
@@ -663,10 +689,12 @@ def load(ui, name):
 # Keys that go into Environment as they are read (attribute names for the
 # dotted ones).
 _ATTRIBUTES = {b'migrate.state': 'migratestate',
-               b'migrate.rollback': 'migraterollback'}
+               b'migrate.rollback': 'migraterollback',
+               b'check.timeout': 'checktimeout',
+               b'check.interval': 'checkinterval'}
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
-               b'check', b'onfailure', b'maxfail', b'requiredfiles',
+               b'check', b'check.timeout', b'check.interval', b'onfailure', b'maxfail', b'requiredfiles',
                b'localsettings', b'autodeploy', b'protect')
 
 
@@ -709,7 +737,7 @@ def _readkeys(ui, name):
             environ[_envvar(ui, b'environments', key, sub)] = value
             continue
         base, dot, role = sub.partition(b'.')
-        if dot and base in ROLE_KEYS:
+        if dot and base in ROLE_KEYS and sub not in ENV_KEYS:
             roles[(base, _rolename(ui, key, role))] = value
             continue
         if sub not in ENV_KEYS:

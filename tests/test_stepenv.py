@@ -1,0 +1,150 @@
+"""ENVDEPLOY_* in every step's environment, and check.timeout's tries (no server)."""
+import os
+
+from envtools import (
+    MIGRATE, clone_target, commit_on, environment, head, journal, parent,
+    ssh_settings, ssh_targets,
+)
+
+NAMES = ("NODE", "ENV", "BRANCH", "HOST", "ROLE", "ID")
+
+
+def dump(step):
+    """A shell command appending the step's ENVDEPLOY_* values to steps.log."""
+    fields = " ".join(f"{n}=${{ENVDEPLOY_{n}-unset}}" for n in NAMES)
+    return f'echo "{step} {fields}" >> steps.log'
+
+
+def logged(target):
+    """[(step, {name: value})] in the order the steps ran."""
+    path = os.path.join(target, "steps.log")
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as fp:
+        for line in fp:
+            step, *fields = line.split()
+            rows.append((step, dict(f.split("=", 1) for f in fields)))
+    os.unlink(path)
+    return rows
+
+
+def hg_hook(target):
+    """The target's own hg writes what it sees: an update hook in its hgrc."""
+    with open(os.path.join(target, ".hg", "hgrc"), "a") as fp:
+        fp.write("[hooks]\nupdate.stepenv = %s\n" % dump("hg"))
+
+
+def expect(node, runid, host="local", role=""):
+    return {"NODE": node, "ENV": "staging", "BRANCH": "staging", "HOST": host,
+            "ROLE": role, "ID": runid}
+
+
+def test_every_step_and_hg_see_the_run(hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hg_hook(target)
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, migrate=f"{MIGRATE} && {dump('migrate')}",
+        reload=dump("reload"), check=dump("check")))
+    first = head(hgenv, central_repo, "staging")
+
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+
+    [record] = journal(target)
+    want = expect(first, record["id"])
+    assert logged(target) == [("hg", want), ("migrate", want), ("reload", want),
+                              ("check", want)]
+
+    # A failing deploy: its steps see the new node; its automatic rollback's
+    # steps (hg's update, reload, check) the node it goes back to.
+    second = commit_on(hgenv, central_repo, "staging", "second",
+                       lambda repo: open(os.path.join(repo, "new.txt"), "w").close())
+    hgenv.write_hgrc(central_repo, "[environments]\nstaging.check = %s; test \"$ENVDEPLOY_NODE\" = %s\n"
+                     % (dump("check"), first))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc != 0 and "rolled back" in r.err, r.text
+    assert parent(hgenv, target) == first
+    runid = journal(target)[-1]["id"]
+    forward, back = expect(second, runid), expect(first, runid)
+    assert logged(target) == [("hg", forward), ("migrate", forward),
+                              ("reload", forward), ("check", forward),
+                              ("hg", back), ("reload", back), ("check", back)]
+
+    # hg envrollback: the node it returns to, from its first step.
+    hgenv.write_hgrc(central_repo, "[environments]\nstaging.check = %s\n" % dump("check"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    logged(target)
+    hgenv.hg("envrollback", "staging", cwd=central_repo, check=True)
+    rolled = journal(target)[-1]
+    assert rolled["kind"] == "rollback" and rolled["to"] == first
+    back = expect(first, rolled["id"])
+    assert logged(target) == [("hg", back), ("reload", back), ("check", back)]
+
+
+def test_over_ssh_with_roles(hgenv, central_repo, sshd_hosts, remote_dir):
+    h1, h2 = sshd_hosts.hosts[:2]
+    path = os.path.join(remote_dir, "project")
+    targets = ssh_targets(hgenv, central_repo, sshd_hosts, [h1, h2], path)
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=h1.spec, hosts_worker=h2.spec, path=path,
+        reload=dump("reload"), reload_worker=dump("reload")))
+
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+
+    node = head(hgenv, central_repo, "staging")
+    runid = journal(targets[0])[0]["id"]
+    assert logged(targets[0]) == [("reload", expect(node, runid, h1.spec))]
+    assert logged(targets[1]) == [("reload", expect(node, runid, h2.spec, "worker"))]
+
+
+def test_check_is_tried_until_it_passes(hgenv, central_repo, tmp_path):
+    """The third try passes: the deploy succeeds and says each failed try."""
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, check_timeout=20, check_interval=0.2,
+        check="echo try >> tries; test $(wc -l < tries) -ge 3 || "
+              "{ echo not yet; exit 7; }"))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "local: check: try 1 failed (exit 7: not yet), again in 0.2s" in r.out
+    assert "local: check: try 2 failed (exit 7: not yet)" in r.out
+    assert "local: check ok (try 3, " in r.out
+    [record] = journal(target)
+    [check] = [s for s in record["steps"] if s["name"] == "check"]
+    assert check["tries"] == 3 and check["status"] == 0
+
+
+def test_check_fails_when_the_time_is_up(hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, onfailure="stop", check_timeout=1,
+        check_interval=0.3, check="echo down; exit 3"))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0
+    assert "check exited with status 3 (4 tries in" in r.text \
+        or "check exited with status 3 (3 tries in" in r.text, r.text
+    [record] = journal(target)
+    assert record["outcome"] == "failed" and record["failed"] == "check"
+    [check] = [s for s in record["steps"] if s["name"] == "check"]
+    assert check["tries"] in (3, 4) and 0.9 <= check["duration"] < 5
+
+
+def test_bad_timeouts_are_config_errors(hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment("staging", path=target,
+                                               check_timeout="soon"))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc != 0
+    assert "invalid check.timeout value 'soon' for environment 'staging'" in r.err
+    assert "(a number of seconds (0: one try))" in r.err
+
+    with open(os.path.join(central_repo, ".hg", "hgrc"), "w") as fp:
+        fp.write(environment("staging", path=target, check_interval=0))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc != 0
+    assert "invalid check.interval value '0'" in r.err
+    assert journal(target) == []
