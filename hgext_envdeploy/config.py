@@ -90,7 +90,20 @@ def _positive(value):
 
 
 def _seconds(value):
-    """Seconds, 0 or more, fractions allowed; empty is 0."""
+    """Seconds, 0 or more, fractions allowed; empty is 0.
+
+    >>> _seconds(b'30'), _seconds(b' 0.5 '), _seconds(b''), _seconds(0)
+    (30.0, 0.5, 0.0, 0)
+    >>> for bad in (b'-1', b'nan', b'inf', b'soon'):
+    ...     try:
+    ...         _seconds(bad)
+    ...     except ValueError:
+    ...         print('refused', bad.decode())
+    refused -1
+    refused nan
+    refused inf
+    refused soon
+    """
     if isinstance(value, bytes):
         value = float(value.strip() or b'0')  # ValueError when no number
     if not value >= 0 or value == float('inf'):

@@ -1,10 +1,13 @@
 """ENVDEPLOY_* in every step's environment, and check.timeout's tries (no server)."""
+import doctest
 import os
 
 from envtools import (
     MIGRATE, clone_target, commit_on, environment, head, journal, parent,
     ssh_settings, ssh_targets,
 )
+
+from hgext_envdeploy import healthcheck
 
 NAMES = ("NODE", "ENV", "BRANCH", "HOST", "ROLE", "ID")
 
@@ -148,3 +151,8 @@ def test_bad_timeouts_are_config_errors(hgenv, central_repo, tmp_path):
     assert r.rc != 0
     assert "invalid check.interval value '0'" in r.err
     assert journal(target) == []
+
+
+def test_doctests():
+    result = doctest.testmod(healthcheck)
+    assert result.attempted > 0 and result.failed == 0
