@@ -27,8 +27,8 @@ _REASON = 120
 def repeat(session, script, output):
     """Run the check ``script`` until it passes or the timeout is up.
 
-    ``(status, output, tries)`` of the last try, as Shell.run gives the
-    first two.
+    ``(status, output, tries, interrupted)``: the first two of the last
+    try, as Shell.run gives them.
     """
     env = session.env
     deadline = time.monotonic() + env.checktimeout
@@ -37,22 +37,38 @@ def repeat(session, script, output):
         tries += 1
         status, out = session.run(script, output=output)
         if not status:
-            return status, out, tries
+            return status, out, tries, False
         left = deadline - time.monotonic()
         if left < env.checkinterval:
-            return status, out, tries
-        if session.cancel is not None and session.cancel.is_set():
-            session.say(session.host, _(b'check: interrupted, no more tries'),
-                        'warn')
-            return status, out, tries
+            return status, out, tries, False
         session.say(session.host, _(b'check: try %d failed (%s), again in '
                                     b'%ss (%ds left)')
                     % (tries, reason(status, out), _seconds(env.checkinterval),
                        int(left)))
-        if session.cancel is not None:
-            session.cancel.wait(env.checkinterval)
-        else:
-            time.sleep(env.checkinterval)
+        if _interrupted(session, env.checkinterval):
+            session.say(session.host, _(b'check: interrupted, no more tries'),
+                        'warn')
+            return status, out, tries, True
+
+
+def _interrupted(session, seconds):
+    """Wait ``seconds``; True at once when Ctrl-C was pressed."""
+    if session.cancel is None:
+        time.sleep(seconds)
+        return False
+    return session.cancel.wait(seconds)
+
+
+def summary(tries, duration, interrupted):
+    """How the tries of a failed check ended, for its message.
+
+    >>> summary(5, 9.96, False), summary(1, 0.2, True)
+    (b'5 tries in 10.0s', b'interrupted after 1 try')
+    """
+    if interrupted:
+        return _(b'interrupted after %d %s') % (
+            tries, _(b'try') if tries == 1 else _(b'tries'))
+    return _(b'%d tries in %.1fs') % (tries, duration)
 
 
 def reason(status, out):

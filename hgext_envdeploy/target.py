@@ -412,7 +412,8 @@ class HostSession:
         if isinstance(script, tuple):
             status, out = self.hgcommand(script, output)
         elif name == b'check' and self.env.checktimeout:
-            status, out, tries = healthcheck.repeat(self, script, output)
+            status, out, tries, stopped = healthcheck.repeat(self, script,
+                                                             output)
         else:
             status, out = self.run(script, output=output)
         duration = time.time() - start
@@ -424,7 +425,7 @@ class HostSession:
         if status:
             raise StepFailed(
                 name, _(b'%s exited with status %d') % (name, status)
-                + (_(b' (%d tries in %.1fs)') % (tries, duration)
+                + (b' (%s)' % healthcheck.summary(tries, duration, stopped)
                    if tries else b''), out)
         self.say(self.host, _(b'%s ok (%.1fs)') % (name, duration)
                  if not tries else _(b'%s ok (try %d, %.1fs)')

@@ -156,3 +156,33 @@ def test_bad_timeouts_are_config_errors(hgenv, central_repo, tmp_path):
 def test_doctests():
     result = doctest.testmod(healthcheck)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_ctrl_c_ends_the_tries(hgenv, central_repo, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from envtools import wait_for
+
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, onfailure="stop", check_timeout=120,
+        check_interval=1, check="touch tried; exit 5"))
+    proc = subprocess.Popen([hgenv.hg_executable, "envdeploy", "staging"],
+                            cwd=central_repo, env=hgenv.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: os.path.exists(os.path.join(target, "tried")))
+
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode != 0
+    assert time.monotonic() - started < 5, out + err  # not the 120 s, nor the grace
+    assert "local: check: interrupted, no more tries" in err, out + err
+    record = journal(target)[-1]
+    assert record["outcome"] == "failed" and record["failed"] == "check"
+    assert record["message"] == ("check exited with status 5 (interrupted after "
+                                 "1 try)"), record
+    assert not os.path.exists(os.path.join(target, ".hg", "envdeploy", "lock"))
