@@ -707,8 +707,9 @@ _ATTRIBUTES = {b'migrate.state': 'migratestate',
                b'check.interval': 'checkinterval'}
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
-               b'check', b'check.timeout', b'check.interval', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect')
+               b'check', b'check.timeout', b'check.interval', b'onfailure',
+               b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
+               b'protect')
 
 
 def _checkname(ui, name):
