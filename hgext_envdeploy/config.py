@@ -92,6 +92,36 @@ def _positive(value):
     return value
 
 
+def _seconds(value):
+    """Seconds, 0 or more, fractions allowed; empty is 0.
+
+    >>> _seconds(b'30'), _seconds(b' 0.5 '), _seconds(b''), _seconds(0)
+    (30.0, 0.5, 0.0, 0)
+    >>> for bad in (b'-1', b'nan', b'inf', b'soon'):
+    ...     try:
+    ...         _seconds(bad)
+    ...     except ValueError:
+    ...         print('refused', bad.decode())
+    refused -1
+    refused nan
+    refused inf
+    refused soon
+    """
+    if isinstance(value, bytes):
+        value = float(value.strip() or b'0')  # ValueError when no number
+    if not value >= 0 or value == float('inf'):
+        raise ValueError(value)
+    return value
+
+
+def _interval(value):
+    """Seconds between tries: more than 0."""
+    value = _seconds(value)
+    if not value > 0:
+        raise ValueError(value)
+    return value
+
+
 def _serial(value):
     """Hosts per batch, N or N%; empty (all at once) stays b''."""
     value = value.strip()
@@ -136,6 +166,11 @@ ENV_KEYS = {
     b'migrate': _Key(b''),
     b'reload': _Key(b''),
     b'check': _Key(b''),
+    # Seconds the check is tried for (0: once), and between tries.
+    b'check.timeout': _Key(0, _parsed(_seconds),
+                           _(b'a number of seconds (0: one try)')),
+    b'check.interval': _Key(2, _parsed(_interval),
+                            _(b'a number of seconds, more than 0')),
     b'hg': _Key(None),  # 'hg' on a remote host, this hg for a local environment
     b'identity': _Key(b''),
     # Lend the target our ssh-agent (hg pull).
@@ -315,6 +350,8 @@ class Environment:
         migraterollback=b'',
         reload=b'',
         check=b'',
+        checktimeout=0,
+        checkinterval=2,
         roles=None,
         onfailure=b'rollback',
         serial=b'',
@@ -345,6 +382,8 @@ class Environment:
         self.migraterollback = migraterollback
         self.reload = reload
         self.check = check
+        self.checktimeout = checktimeout  # seconds the check is tried for
+        self.checkinterval = checkinterval
         self.roles = roles or {}  # (key, role) -> value, of ENV.KEY.ROLE
         self.onfailure = onfailure
         self.serial = serial
@@ -723,12 +762,14 @@ def load(ui, name):
 # Keys that go into Environment as they are read (attribute names for the
 # dotted ones).
 _ATTRIBUTES = {b'migrate.state': 'migratestate',
-               b'migrate.rollback': 'migraterollback'}
+               b'migrate.rollback': 'migraterollback',
+               b'check.timeout': 'checktimeout',
+               b'check.interval': 'checkinterval'}
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
-               b'check', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect', b'onedits',
-               b'transfer')
+               b'check', b'check.timeout', b'check.interval', b'onfailure',
+               b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
+               b'protect', b'onedits', b'transfer')
 
 
 def _checkname(ui, name):
@@ -774,7 +815,8 @@ def _readkeys(ui, name):
             # before.STEP.ROLE: the key is two words.
             step, dot, role = role.partition(b'.')
             base = b'%s.%s' % (base, step)
-        if dot and (base in ROLE_KEYS or base in USERSTEP_KEYS):
+        if (dot and (base in ROLE_KEYS or base in USERSTEP_KEYS)
+                and sub not in ENV_KEYS):
             roles[(base, _rolename(ui, key, role))] = value
             continue
         if sub not in ENV_KEYS:

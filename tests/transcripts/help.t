@@ -62,6 +62,41 @@ wording shows here, in review.
     fails the deploy.  They see "HGPLAIN=1".  "migrate" runs on one host only:
     see "migrateon".
   
+    Every step (and hg itself, with its hooks) also sees the run:
+    "ENVDEPLOY_NODE" (the full hash being deployed, or rolled back to),
+    "ENVDEPLOY_ENV", "ENVDEPLOY_BRANCH", "ENVDEPLOY_HOST" (as written in
+    "hosts"; "local"), "ENVDEPLOY_ROLE" (empty without a role) and
+    "ENVDEPLOY_ID" (the run's id, as "hg envlog" and the journal show it).
+  
+  "check.timeout", "check.interval"
+    Seconds the check is tried for (default 0: once), and between tries (default
+    2).  A reload is mostly asynchronous: it returns before the new workers
+    serve, and a check run at once is answered by an old worker, or by nobody.
+    With a timeout the check runs again until it passes or the time is up; each
+    failed try is shown with its reason; only when the time is up does the
+    deploy fail (and roll back, whose check waits the same).
+  
+    A check proves that the reload took when it compares the revision the
+    application serves with the one deployed.  Let the application read its
+    revision once, when a worker starts (a module constant: the working copy's
+    parent, or a file the "reload" writes from "$ENVDEPLOY_NODE"), and report it
+    on a health view; then:
+  
+      live.reload = kill -HUP $(cat /run/gunicorn.pid)
+      live.check = r=$(curl -fsS http://127.0.0.1:8000/health/) || exit;
+        [ "$r" = "$ENVDEPLOY_NODE" ] || { echo "serving $r"; exit 1; }
+      live.check.timeout = 30
+  
+    Reloads that do not take: gunicorn with "preload_app" imports the
+    application in its master, and HUP forks new workers from it with the old
+    code: restart it fully, or send USR2 (a new master, with the new code; the
+    old one's pid file becomes "gunicorn.pid.oldbin"), then TERM to the old
+    master once the new one serves (gunicorn's QUIT is a quick shutdown, unlike
+    unicorn's and nginx's).  uWSGI's chain reload ("touch-chain-reload = FILE",
+    or "c" written to its master FIFO) replaces one worker at a time, each with
+    the new code.  "systemctl reload" waits for the unit's "ExecReload" only,
+    which mostly sends a signal and returns: check with a timeout as for HUP.
+  
   "migrateon"
     The host whose "migrate" migrates the environment's one database (a host as
     written in "hosts", or a role: its first host).  Reading the migration state
@@ -82,8 +117,8 @@ wording shows here, in review.
   
     A host has one role at most; output, ``-T json`` (``role``), ``hg
     envstatus`` and the journal name it.  A role is letters, digits, ``-``
-    and ``_``, and not ``all``, ``env``, ``rollback``, ``sources`` or
-    ``state``.
+    and ``_``, and not ``all``, ``env``, ``interval``, ``rollback``,
+    ``sources``, ``state`` or ``timeout``.
   
   "hg"
     The hg executable on the target (default "hg"; for a local environment, the
