@@ -419,6 +419,8 @@ revision, source) is quoted; the changeset is always passed as a full hash
 resolved in this repository, so branch names never reach a shell.
 """
 
+from mercurial import registrar
+
 from . import commands, config
 
 testedwith = b'6.9 7.0 7.1 7.2'
@@ -430,4 +432,102 @@ configtable = config.configtable
 colortable = {
     b'envdeploy.ok': b'green',
     b'envdeploy.failed': b'red bold',
+    b'log.envdeployed': b'cyan',
 }
+
+# Where changesets are deployed (where.py, imported on first use: a plain
+# hg command never loads it).
+revsetpredicate = registrar.revsetpredicate()
+templatekeyword = registrar.templatekeyword()
+
+
+@revsetpredicate(b'deployed([env])', safe=True)
+def deployedrevset(repo, subset, x):
+    """Changesets last known deployed to environment ``env`` (to any
+    environment without it), from this repository's deployment records
+    (``.hg/envdeploy/records.jsonl``): one per host, as the last deploy,
+    rollback or envstatus run from here left it.  No host is contacted.
+    ``only(staging, deployed(live))`` is what live lacks of staging.
+    """
+    return commands.logic('where').deployed(repo, subset, x)
+
+
+@revsetpredicate(b'pendingdeploy(env)', safe=True)
+def pendingdeployrevset(repo, subset, x):
+    """Changesets of the head of ``env``'s branch not yet deployed to
+    every host of ``env``, as this repository's deployment records know it
+    (all of them for a host with no record here).
+    """
+    return commands.logic('where').pendingdeploy(repo, subset, x)
+
+
+@templatekeyword(b'envdeployed', requires={b'repo', b'ctx'})
+def showenvdeployed(context, mapping):
+    """List of dicts with ``env``, ``host``, ``date`` (UTC, ISO 8601) and
+    ``user``: where this changeset is last known deployed, from this
+    repository's deployment records.  Shown as ``ENV@HOST YYYY-MM-DD``.
+    """
+    return commands.logic('where').showenvdeployed(context, mapping)
+
+
+def reposetup(ui, repo):
+    """hg log's ``deployed:`` line, as a namespace read only when shown."""
+    if not repo.local():
+        return
+    from mercurial import namespaces
+
+    where = []  # the module, once imported
+
+    def call(name):
+        def lookup(*args):
+            if not where:
+                where.append(commands.logic('where'))
+            return getattr(where[0], name)(*args)
+
+        return lookup
+
+    repo.names.addnamespace(namespaces.namespace(
+        b'envdeployments', templatename=b'envdeployment',
+        logname=b'deployed', colorname=b'envdeployed',
+        listnames=call('names'), namemap=call('namemap'),
+        nodemap=call('nodemap')))
+
+
+def uisetup(ui):
+    """hgweb's ``/environments`` page and the ``deployed`` row of its
+    changeset pages (web.py, imported by the first such request)."""
+    from mercurial.hgweb import webcommands  # loaded by hg itself already
+
+    try:
+        from mercurial import tables  # hg >= 7.1
+
+        table = tables.webcommand_table
+    except (ImportError, AttributeError):
+        table = webcommands.commands  # hg <= 7.0
+    if b'environments' in table:
+        return  # hgwebdir loads extensions once per repository
+    webcommands.webcommand(b'environments')(_environmentspage)
+    for name in (b'changeset', b'rev'):
+        if name in table:
+            table[name] = _withdeployments(table[name])
+
+
+def _environmentspage(web):
+    """
+    /environments
+    -------------
+
+    The environments of the repository (hgext_envdeploy): each one's
+    branch and head, the changeset each host is last known at, the
+    changesets not deployed yet and the last runs, from the repository's
+    deployment records.  No host is contacted.
+    """
+    return commands.logic('web').environments(web)
+
+
+def _withdeployments(orig):
+    def changeset(web):
+        return commands.logic('web').changeset(web, orig)
+
+    changeset.__doc__ = orig.__doc__
+    return changeset

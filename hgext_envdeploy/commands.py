@@ -49,9 +49,11 @@ changeopts = (
          _(b'check everything a deploy needs, change nothing (as envcheck)')),
         (b'f', b'force', False,
          _(b'deploy even when a host would go backwards')),
+        (b'', b'untested', False,
+         _(b'deploy even what promotefrom has not run (journaled)')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [--untested] [-n | --check] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -88,6 +90,12 @@ def envdeploy(ui, repo, env, **opts):
     that would run, and change nothing.  With --check, run the pre-flight
     checks of :hg:`envcheck` instead.
 
+    With ``ENV.promotefrom = OTHER``, the changeset must have exactly the
+    files of one deployed with success to OTHER (as this repository's
+    records, else OTHER's journals, know it); otherwise the deploy is
+    refused, naming the files that differ from OTHER's last deployed
+    changeset.  --untested deploys it anyway, and the journal says so.
+
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
@@ -97,7 +105,7 @@ def envdeploy(ui, repo, env, **opts):
     return logic('deploy').deployenv(
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
-        force=opts.get('force'),
+        force=opts.get('force'), untested=opts.get('untested'),
     )
 
 

@@ -169,6 +169,8 @@ ENV_KEYS = {
     b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
     b'secret': _Key(list, _list),  # names of env.NAME values never shown
     b'migrateon': _Key(b''),  # host or role migrating the one database; or all
+    # The environment whose tested files this one deploys (promotion.py).
+    b'promotefrom': _Key(b''),
 }
 
 _POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')
@@ -302,6 +304,7 @@ class Environment:
         secret=(),
         migrateon=None,
         migrateall=False,
+        promotefrom=b'',
     ):
         self.name = name
         self.hosts = hosts
@@ -335,6 +338,7 @@ class Environment:
         # host migrates its own.
         self.migrateall = migrateall
         self.migrateon = None if migrateall else (migrateon or hosts[0])
+        self.promotefrom = promotefrom  # an environment's name, or b''
 
     @property
     def islocal(self):
@@ -667,7 +671,7 @@ _ATTRIBUTES = {b'migrate.state': 'migratestate',
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect')
+               b'localsettings', b'autodeploy', b'protect', b'promotefrom')
 
 
 def _checkname(ui, name):

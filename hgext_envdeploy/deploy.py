@@ -43,7 +43,10 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil
 from mercurial.utils import urlutil
 
-from . import config, direction, heads, journal, migrations, rollback
+from . import (
+    config, direction, heads, journal, migrations, promotion, records,
+    rollback,
+)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -539,7 +542,7 @@ def _lastdeploy(records):
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None, trigger=None, force=False):
+              opts=None, trigger=None, force=False, untested=False):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -548,6 +551,9 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     Without ``force``, a host that would go backwards stops the deploy
     before any change (see direction.py); the hooks never force.
     Raises error.Abort naming the failed hosts when any host failed.
+    ``promotefrom`` refuses a changeset not tested there, unless
+    ``untested`` (see promotion.py); this repository records what the run
+    left on each host (records.py).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -559,7 +565,10 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     )
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force)
-    return report(ui, env, deploying.run(), opts or {}, b'deploy')
+    deploying.untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
+    results = deploying.run()
+    records.fromrun(repo, deploying, results)
+    return report(ui, env, results, opts or {}, b'deploy')
 
 
 def batches(items, serial):

@@ -42,6 +42,7 @@ class Run:
     journaltail = 0
     hgserver = False
     trigger = None  # which push started the run (Deploy, from the hooks)
+    untested = None  # deployed with --untested (promotion.check says why)
 
     def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
         self.ui = ui
@@ -236,6 +237,8 @@ class Run:
         }
         if self.trigger:
             record['trigger'] = self.trigger  # the push behind it (hooks)
+        if self.untested:
+            record['untested'] = self.untested  # promotion.py
         return record
 
     def record(self, result):
