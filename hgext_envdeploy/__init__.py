@@ -496,20 +496,17 @@ def reposetup(ui, repo):
 def uisetup(ui):
     """hgweb's ``/environments`` page and the ``deployed`` row of its
     changeset pages (web.py, imported by the first such request)."""
+    from mercurial import extensions
     from mercurial.hgweb import webcommands  # loaded by hg itself already
 
-    try:
-        from mercurial import tables  # hg >= 7.1
-
-        table = tables.webcommand_table
-    except (ImportError, AttributeError):
-        table = webcommands.commands  # hg <= 7.0
-    if b'environments' in table:
+    if hasattr(webcommands, 'environments'):
         return  # hgwebdir loads extensions once per repository
-    webcommands.webcommand(b'environments')(_environmentspage)
-    for name in (b'changeset', b'rev'):
-        if name in table:
-            table[name] = _withdeployments(table[name])
+    # hgweb calls the module's attribute named as the page (as the
+    # highlight extension's highlightcss).
+    webcommands.environments = webcommands.webcommand(b'environments')(
+        _environmentspage)
+    for name in ('changeset', 'rev'):
+        extensions.wrapfunction(webcommands, name, _withdeployments)
 
 
 def _environmentspage(web):
@@ -525,9 +522,5 @@ def _environmentspage(web):
     return commands.logic('web').environments(web)
 
 
-def _withdeployments(orig):
-    def changeset(web):
-        return commands.logic('web').changeset(web, orig)
-
-    changeset.__doc__ = orig.__doc__
-    return changeset
+def _withdeployments(orig, web):
+    return commands.logic('web').changeset(web, orig)

@@ -60,7 +60,7 @@ def environments(web):
         return web.res.sendresponse()
     fragments = {b'paper': PAPER, b'html': FALLBACK, b'text': TEXT}[family]
     web.tmpl.cache.update(fragments)
-    return web.sendtemplate(b'envdeploy-page', environments=_mappings(data),
+    return web.sendtemplate(b'envdeploy_page', environments=_mappings(data),
                             count=len(data))
 
 
@@ -91,10 +91,10 @@ def _environment(repo, name):
                b'node': None, b'date': b'', b'user': b'', b'kind': b'',
                b'outcome': b''}
         if record is not None:
-            row.update(date=record.get('date') or b'',
-                       user=record.get('user') or b'',
-                       kind=record.get('kind') or b'',
-                       outcome=record.get('outcome') or b'')
+            row.update({b'date': record.get('date') or b'',
+                        b'user': record.get('user') or b'',
+                        b'kind': record.get('kind') or b'',
+                        b'outcome': record.get('outcome') or b''})
             node = record.get('node')
             if node and _has(repo, node):
                 row[b'node'] = _changeset(repo[node])
@@ -202,8 +202,8 @@ def _showdeployments(web, found):
         text = web.tmpl.cache[b'changeset']
         if _PAPER_TABLE in text:
             web.tmpl.cache[b'changeset'] = text.replace(
-                _PAPER_TABLE, _PAPER_TABLE + b'\n{envdeploy-csetrow}', 1)
+                _PAPER_TABLE, _PAPER_TABLE + b'\n{envdeploy_csetrow}', 1)
             return
     # Elsewhere, above the style's own message of the day.
-    block = web.tmpl.render(b'envdeploy-csetnote', {})
+    block = web.tmpl.render(b'envdeploy_csetnote', {})
     web.tmpl.defaults[b'motd'] = block + (web.config(b'web', b'motd') or b'')

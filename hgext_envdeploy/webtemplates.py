@@ -8,14 +8,14 @@
 """Template fragments of web.py, in Mercurial's template language.
 
 Added to the request's templater (``tmpl.cache``) under names starting
-with ``envdeploy-``; the style's own fragments (``header``, ``footer``,
+with ``envdeploy_``; the style's own fragments (``header``, ``footer``,
 ``urlparameter``, ``breadcrumb``, ``searchform``) do the rest, so the page
 looks like the style's other pages.  Every value is escaped.
 """
 
 # Shared by the HTML styles: one environment, its hosts, pending, runs.
 _HTML = {
-    b'envdeploy-env': b'''
+    b'envdeploy_env': b'''
 <div class="envdeploy-env" id="env-{name|escape}">
 <h3>{name|escape}</h3>
 <table class="envdeploy-summary">
@@ -27,45 +27,45 @@ _HTML = {
 <h4>hosts</h4>
 <table class="bigtable envdeploy-hosts">
 <tr><th>host</th><th>deployed</th><th>when</th><th>by</th><th>how</th></tr>
-{hosts % envdeploy-host}
+{hosts % envdeploy_host}
 </table>
 <h4>pending: {pendingcount} {ifeq(pendingcount, "1", "changeset", "changesets")} not deployed everywhere</h4>
-{if(pendingcount, '<table class="bigtable envdeploy-pending">{pending % envdeploy-pendingrow}</table>')}
+{if(pending, '<table class="bigtable envdeploy-pending">{pending % envdeploy_pendingrow}</table>')}
 <h4>last runs</h4>
 {if(runs, '<table class="bigtable envdeploy-runs">
 <tr><th>run</th><th>kind</th><th>who</th><th>when</th><th>outcome</th><th>hosts</th></tr>
-{runs % envdeploy-run}</table>', '<p class="envdeploy-none">no run recorded in this repository</p>')}
+{runs % envdeploy_run}</table>', '<p class="envdeploy-none">no run recorded in this repository</p>')}
 </div>
 ''',
-    b'envdeploy-host': b'''<tr class="envdeploy-hostrow">
+    b'envdeploy_host': b'''<tr class="envdeploy-hostrow">
 <td class="envdeploy-hostname">{host|escape}{if(role, ' ({role|escape})')}</td>
 <td>{if(known, if(nodelinked, '<a href="{url|urlescape}rev/{nodeshort}{sessionvars%urlparameter}">{nodeshort}</a> {nodedesc|escape}', '{nodeshort} {nodedesc|escape}'), 'unknown here')}</td>
 <td>{date|escape}</td><td>{user|obfuscate}</td><td>{kind|escape} {outcome|escape}</td>
 </tr>
 ''',
-    b'envdeploy-pendingrow': b'''<tr class="envdeploy-pendingrow">
+    b'envdeploy_pendingrow': b'''<tr class="envdeploy_pendingrow">
 <td><a href="{url|urlescape}rev/{short}{sessionvars%urlparameter}">{short}</a></td>
 <td>{desc|escape}</td><td>{user|obfuscate}</td><td>{date|escape}</td>
 </tr>
 ''',
-    b'envdeploy-run': b'''<tr class="envdeploy-runrow">
+    b'envdeploy_run': b'''<tr class="envdeploy-runrow">
 <td>{id|escape}</td><td>{kind|escape}</td><td>{user|obfuscate}</td>
 <td>{date|escape}</td><td>{outcome|escape}</td><td>{hosts|escape}</td>
 </tr>
 ''',
-    b'envdeploy-body': b'''
-{if(count, environments % envdeploy-env, '<p class="envdeploy-none">no environments are configured for this repository</p>')}
+    b'envdeploy_body': b'''
+{if(count, environments % envdeploy_env, '<p class="envdeploy-none">no environments are configured for this repository</p>')}
 ''',
-    b'envdeploy-deployment': (
+    b'envdeploy_deployment': (
         b'<span class="envdeploy-deployment">{env|escape}@{host|escape} '
         b'{date|escape} {user|obfuscate}</span><br />\n'),
-    b'envdeploy-csetrow': b'''<tr class="envdeploy-deployed">
+    b'envdeploy_csetrow': b'''<tr class="envdeploy-deployed">
  <th class="deployed">deployed</th>
- <td class="deployed">{envdeployments % envdeploy-deployment}
+ <td class="deployed">{envdeployments % envdeploy_deployment}
  <a href="{url|urlescape}environments{sessionvars%urlparameter}">environments</a></td>
 </tr>''',
-    b'envdeploy-csetnote': b'''<div class="envdeploy-deployed">
-<p>deployed: {envdeployments % envdeploy-deployment}
+    b'envdeploy_csetnote': b'''<div class="envdeploy-deployed">
+<p>deployed: {envdeployments % envdeploy_deployment}
 <a href="{url|urlescape}environments{sessionvars%urlparameter}">environments</a></p>
 </div>''',
 }
@@ -73,7 +73,7 @@ _HTML = {
 # paper and coal: the menu and layout of paper's other pages.
 PAPER = dict(_HTML)
 PAPER.update({
-    b'envdeploy-page': b'''{header}
+    b'envdeploy_page': b'''{header}
 <title>{repo|escape}: environments</title>
 </head>
 <body>
@@ -99,7 +99,7 @@ PAPER.update({
 <h2 class="breadcrumb"><a href="/">Mercurial</a> {pathdef%breadcrumb}</h2>
 <h3>environments</h3>
 {searchform}
-{envdeploy-body}
+{envdeploy_body}
 </div>
 </div>
 {footer}
@@ -109,14 +109,14 @@ PAPER.update({
 # Any other HTML style: its header and footer around a plain page.
 FALLBACK = dict(_HTML)
 FALLBACK.update({
-    b'envdeploy-page': b'''{header}
+    b'envdeploy_page': b'''{header}
 <title>{repo|escape}: environments</title>
 </head>
 <body>
-<div class="envdeploy-page">
+<div class="envdeploy_page">
 <p><a href="{url|urlescape}{sessionvars%urlparameter}">{repo|escape}</a> &gt; environments</p>
 <h2>environments</h2>
-{envdeploy-body}
+{envdeploy_body}
 </div>
 {footer}
 ''',
@@ -124,8 +124,8 @@ FALLBACK.update({
 
 # raw, and styles that are no HTML: text.
 TEXT = {
-    b'envdeploy-page': b'''{environments % envdeploy-env}''',
-    b'envdeploy-env': b'''{name}: branch {branch}{if(hashead, ' at {headshort}')}{if(note, ' ({note})')}
+    b'envdeploy_page': b'''{environments % envdeploy_env}''',
+    b'envdeploy_env': b'''{name}: branch {branch}{if(hashead, ' at {headshort}')}{if(note, ' ({note})')}
 {hosts % '  {host}: {if(known, nodeshort, "unknown")} {date} {kind} {outcome}\n'}  pending: {pendingcount}
 ''',
 }

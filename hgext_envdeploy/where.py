@@ -15,7 +15,7 @@ plain ``hg log`` pays nothing for them.
 """
 
 from mercurial.i18n import _
-from mercurial import error, node as nodemod, revsetlang, smartset
+from mercurial import error, node as nodemod, smartset
 
 from . import config, heads, records
 
@@ -132,14 +132,12 @@ def pendingdeploy(repo, subset, x):
     everywhere = {r['host'] for r in known(repo) if r['env'] == name}
     if not deployedto or everywhere != hosts:
         # A host with nothing known here has all of it to come.
-        spec = revsetlang.formatspec(b'::%ln', tips)
-    else:
-        # Pending on at least one host: what its changeset lacks.
-        spec = revsetlang.formatspec(
-            b'%s', b' or '.join(
-                revsetlang.formatspec(b'only(%ln, %n)', tips, n)
-                for n in deployedto))
-    return subset & repo.revs(spec)
+        return subset & repo.revs(b'::%ln', tips)
+    # Pending on at least one host: what its changeset lacks.
+    pending = set()
+    for node in deployedto:
+        pending.update(repo.revs(b'only(%ln, %n)', tips, node))
+    return subset & smartset.baseset(sorted(pending))
 
 
 def entries(repo, ctx):
