@@ -75,8 +75,10 @@ def verdict(ui, repo, env, ctx):
     that differ from it (None when it is unknown here)."""
     other = env.promotefrom
     if other not in config.envnames(ui):
+        where = config.envsource(ui, env.name, b'promotefrom')
         raise error.ConfigError(
-            _(b"%s.promotefrom names '%s', which is no environment")
+            (where + b': ' if where else b'')
+            + _(b"%s.promotefrom names '%s', which is no environment")
             % (env.name, other),
             hint=_(b'known environments: %s')
             % b', '.join(config.envnames(ui)))
