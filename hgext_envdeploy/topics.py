@@ -38,14 +38,6 @@ def featurectx(repo, spec):
     heads = list(repo.revs(b'heads(topic(%s))', b'literal:' + spec))
     if not heads:
         return logcmdutil.revsingle(repo, spec)  # the current, empty topic
-    if len(heads) > 1:
-        raise error.StateError(
-            _(b"topic '%s' has %d heads: %s")
-            % (spec, len(heads),
-               b', '.join(nodemod.short(repo[r].node()) for r in heads)),
-            hint=_(b"merge or rebase them into one ('hg update %s', 'hg "
-                   b"merge'), or name the head to merge by its hash")
-            % spec)
     orphans = list(repo.revs(b'topic(%s) and orphan()', b'literal:' + spec))
     if orphans:
         raise error.StateError(
@@ -54,6 +46,14 @@ def featurectx(repo, spec):
                b', '.join(nodemod.short(repo[r].node()) for r in orphans)),
             hint=_(b"stabilize them first ('hg evolve --any --topic %s'); "
                    b'nothing was changed') % spec)
+    if len(heads) > 1:
+        raise error.StateError(
+            _(b"topic '%s' has %d heads: %s")
+            % (spec, len(heads),
+               b', '.join(nodemod.short(repo[r].node()) for r in heads)),
+            hint=_(b"merge or rebase them into one ('hg update %s', 'hg "
+                   b"merge'), or name the head to merge by its hash")
+            % spec)
     count = len(repo.revs(b'topic(%s)', b'literal:' + spec))
     repo.ui.status(
         _(b"note: merging topic '%s' (%d changesets, head %s) publishes its "

@@ -30,7 +30,7 @@ _HTML = {
 {hosts % envdeploy_host}
 </table>
 <h4>pending: {pendingcount} {ifeq(pendingcount, "1", "changeset", "changesets")} not deployed everywhere</h4>
-{if(pending, '<table class="bigtable envdeploy-pending">{pending % envdeploy_pendingrow}</table>')}
+{ifeq(pendingcount, '0', '', '<table class="bigtable envdeploy-pending">{pending % envdeploy_pendingrow}</table>')}
 <h4>last runs</h4>
 {if(runs, '<table class="bigtable envdeploy-runs">
 <tr><th>run</th><th>kind</th><th>who</th><th>when</th><th>outcome</th><th>hosts</th></tr>
@@ -43,7 +43,7 @@ _HTML = {
 <td>{date|escape}</td><td>{user|obfuscate}</td><td>{kind|escape} {outcome|escape}</td>
 </tr>
 ''',
-    b'envdeploy_pendingrow': b'''<tr class="envdeploy_pendingrow">
+    b'envdeploy_pendingrow': b'''<tr class="envdeploy-pendingrow">
 <td><a href="{url|urlescape}rev/{short}{sessionvars%urlparameter}">{short}</a></td>
 <td>{desc|escape}</td><td>{user|obfuscate}</td><td>{date|escape}</td>
 </tr>
@@ -113,7 +113,7 @@ FALLBACK.update({
 <title>{repo|escape}: environments</title>
 </head>
 <body>
-<div class="envdeploy_page">
+<div class="envdeploy-page">
 <p><a href="{url|urlescape}{sessionvars%urlparameter}">{repo|escape}</a> &gt; environments</p>
 <h2>environments</h2>
 {envdeploy_body}
