@@ -250,3 +250,33 @@ def test_plain_commands_do_not_load_the_logic(hgenv, central_repo, tmp_path):
     hgenv.hg("log", "-r", "deployed()", "--config", f"extensions.probe={probe}",
              cwd=central_repo, check=True)
     assert "hgext_envdeploy.where" in out.read_text().split()
+
+
+# --- the push hook: promoted, and recorded in the central repository -----------
+
+
+HOOK = "[hooks]\nchangegroup.envdeploy = python:hgext_envdeploy.hooks.changegroup\n"
+
+
+def test_push_deploy_is_promoted_and_recorded_centrally(hgenv, central_repo, tmp_path):
+    staging_site, live_site = two_envs(hgenv, central_repo, tmp_path,
+                                       promotefrom="staging", autodeploy="true")
+    hgenv.write_hgrc(central_repo, HOOK + "[environments]\nstaging.autodeploy = true\n")
+    work = tmp_path / "work"
+    hgenv.hg("clone", "-q", central_repo, work, check=True)
+    live_before = parent(hgenv, live_site)
+
+    # A change pushed to staging deploys there, and is recorded here.
+    fix = commit_on(hgenv, work, "staging", "fix", write("fix.txt", "1\n"))
+    r = hgenv.hg("push", "-q", "-r", "staging", cwd=work)
+    assert parent(hgenv, staging_site) == fix, r.text
+    assert log(hgenv, central_repo, "deployed(staging)") == [fix]
+
+    # The same files on live pass; a live-only change is refused on push.
+    hotfix = commit_on(hgenv, work, "live", "hotfix", write("hot.txt", "1\n"))
+    r = hgenv.hg("push", "-r", "live", cwd=work)
+
+    assert "autodeploy: live: FAILED, not deployed" in r.text
+    assert f"the files of {hotfix[:12]} were never deployed to staging" in r.text
+    assert parent(hgenv, live_site) == live_before
+    assert log(hgenv, central_repo, "deployed(live)") == []
