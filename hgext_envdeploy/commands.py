@@ -56,9 +56,11 @@ changeopts = (
          _(b'deploy even when a host would go backwards')),
         (b'', b'redeploy', False,
          _(b'run every step, also on a host already at the changeset')),
+        (b'', b'untested', False,
+         _(b'deploy even what promotefrom has not run (journaled)')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [--redeploy] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [--redeploy] [--untested] [-n | --check] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -95,6 +97,12 @@ def envdeploy(ui, repo, env, **opts):
     that would run, and change nothing.  With --check, run the pre-flight
     checks of :hg:`envcheck` instead.
 
+    With ``ENV.promotefrom = OTHER``, the changeset must have exactly the
+    files of one deployed with success to OTHER (as this repository's
+    records, else OTHER's journals, know it); otherwise the deploy is
+    refused, naming the files that differ from OTHER's last deployed
+    changeset.  --untested deploys it anyway, and the journal says so.
+
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
@@ -106,6 +114,7 @@ def envdeploy(ui, repo, env, **opts):
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
         force=opts.get('force'), redeploy=opts.get('redeploy'),
+        untested=opts.get('untested'),
     )
 
 

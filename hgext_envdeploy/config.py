@@ -221,6 +221,8 @@ ENV_KEYS = {
         _(b'use one of: %s') % b', '.join(TRANSFERS),
         _(b"unknown transfer mode '%(value)s'"),
     ),
+    # The environment whose tested files this one deploys (promotion.py).
+    b'promotefrom': _Key(b''),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
 USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
@@ -367,6 +369,7 @@ class Environment:
         onedits=b'save',
         usersteps=None,
         transfer=b'pull',
+        promotefrom=b'',
     ):
         self.name = name
         self.hosts = hosts
@@ -405,6 +408,7 @@ class Environment:
         self.usersteps = usersteps or {}  # before.STEP/after.STEP: command
         self.migrateon = None if migrateall else (migrateon or hosts[0])
         self.transfer = transfer  # pull, or push (transfer.py)
+        self.promotefrom = promotefrom  # an environment's name, or b''
 
     @property
     def islocal(self):
@@ -769,7 +773,7 @@ _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'check.timeout', b'check.interval', b'onfailure',
                b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
-               b'protect', b'onedits', b'transfer')
+               b'protect', b'onedits', b'transfer', b'promotefrom')
 
 
 def _checkname(ui, name):

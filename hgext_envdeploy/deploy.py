@@ -28,8 +28,8 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import (config, direction, flow, heads, journal, migrations, rollback,
-               transfer)
+from . import (config, direction, flow, heads, journal, migrations, promotion,
+               records, rollback, transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -651,7 +651,8 @@ def _lastdeploy(records):
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None, trigger=None, force=False, redeploy=False):
+              opts=None, trigger=None, force=False, redeploy=False,
+              untested=False):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -661,6 +662,9 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     before any change (see direction.py); the hooks never force.
     ``redeploy`` runs every step on a host already at the changeset too.
     Raises error.Abort naming the failed hosts when any host failed.
+    ``promotefrom`` refuses a changeset not tested there, unless
+    ``untested`` (see promotion.py); this repository records what the run
+    left on each host (records.py).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -673,7 +677,10 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force,
                  redeploy=redeploy)
-    return report(ui, env, deploying.run(), opts or {}, b'deploy')
+    deploying.untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
+    results = deploying.run()
+    records.fromrun(repo, deploying, results)
+    return report(ui, env, results, opts or {}, b'deploy')
 
 
 def batches(items, serial):

@@ -57,6 +57,10 @@ a complete record has at least:
               and ``pusher``: the user the push came from, as the ``acl``
               extension finds it (the authenticated HTTP user, else the
               account that received the push)
+``untested``  on a deploy made with ``--untested`` although ``promotefrom``
+              refused it (promotion.py): ``from`` (the environment it
+              promotes from), ``tested`` (that environment's last deployed
+              changeset, or null) and ``files`` (those that differ)
 
 Readers skip a damaged line (a full disk can tear the last one) and report
 how many they skipped; writers first end a torn last line with a newline.

@@ -25,7 +25,7 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import config, journal, migrations, stepenv, transfer
+from . import config, journal, migrations, records, stepenv, transfer
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -499,6 +499,7 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
                    force=force, dryrun=dryrun, breaklock=breaklock)
     transfer.sender(rollingback, repo)  # transfer = push: what -r needs
     results = rollingback.run()
+    records.fromrun(repo, rollingback, results)
     if rollingback.disagree:
         raise error.Abort(
             _(b'hosts disagree on the deployment to return to: %s')

@@ -43,6 +43,7 @@ class Run:
     hgserver = False
     trigger = None  # which push started the run (Deploy, from the hooks)
     node = None  # the changeset the run brings, when one for every host
+    untested = None  # deployed with --untested (promotion.check says why)
 
     def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
         self.ui = ui
@@ -243,6 +244,8 @@ class Run:
         }
         if self.trigger:
             record['trigger'] = self.trigger  # the push behind it (hooks)
+        if self.untested:
+            record['untested'] = self.untested  # promotion.py
         return record
 
     def record(self, result):

@@ -20,7 +20,7 @@ import re
 from mercurial.i18n import _
 from mercurial import error, node as nodemod
 
-from . import config, heads, journal, migrations
+from . import config, heads, journal, migrations, promotion, records
 from .hostread import (
     KINDS, HostError, enter, lastline, lockinfo, lockscript, onhosts, plural,
     prefixed, sections, short,
@@ -215,11 +215,13 @@ def envstatus(ui, repo, names, opts):
         if row.get('read'):
             row['pending'], row['newmigrations'] = branches[
                 row['env']].pending(row['node'])
+    records.fromstatus(repo, rows)
 
     with ui.formatter(b'envstatus', opts) as fm:
         for env in envs:
             branch = branches[env.name]
             fm.plain(_envline(env, branch))
+            fm.plain(promotion.statusline(ui, repo, env, branch.head))
             for row in rows:
                 if row['env'] == env.name:
                     _writestatus(ui, fm, env, branch, dict(_UNREAD, **row))
