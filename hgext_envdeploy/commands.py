@@ -32,6 +32,17 @@ def logic(name):
         return importlib.import_module('.' + name, __package__)
 
 
+def machineoutput(ui, opts):
+    """With -T (any template), keep stdout for the formatter's output only.
+
+    Progress, host lines and notes then go to stderr, as Mercurial's own
+    ``ui.message-output = stderr`` sends them, so that ``-T json | jq``
+    reads one document.  The command server keeps its message channel.
+    """
+    if opts.get('template') and ui.config(b'ui', b'message-output') == b'stdio':
+        ui.setconfig(b'ui', b'message-output', b'stderr', b'envdeploy')
+
+
 # The options of every command that changes hosts.
 changeopts = (
     [(b'', b'break-lock', False,
@@ -91,6 +102,7 @@ def envdeploy(ui, repo, env, **opts):
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
+    machineoutput(ui, opts)
     if opts.get('check'):
         return logic('preflight').envcheck(
             ui, repo, env, rev=opts.get('rev'), opts=pycompat.byteskwargs(opts))
@@ -140,6 +152,7 @@ def envrollback(ui, repo, env, **opts):
     With -n/--dry-run, show per host which migrations would be unapplied, in
     which order, and the target changeset; change nothing.
     """
+    machineoutput(ui, opts)
     return logic('rollback').rollbackenv(
         ui, repo, env, rev=opts.get('rev'), toid=opts.get('to'),
         migration=opts.get('migration'), force=opts.get('force'),
@@ -189,6 +202,7 @@ def envmerge(ui, repo, feature, **opts):
     and whether the merge would conflict (tried in memory with Mercurial's
     internal merge), and change nothing.
     """
+    machineoutput(ui, opts)
     envname = opts.get('into')
     if not envname:
         raise error.InputError(_(b'which environment? use --into ENV'))
@@ -232,6 +246,7 @@ def envstatus(ui, repo, *envs, **opts):
     Exits 0 whatever the hosts' state; non-zero only when the command
     itself cannot run (unknown environment, configuration error).
     """
+    machineoutput(ui, opts)
     return logic('status').envstatus(ui, repo, list(envs),
                                      pycompat.byteskwargs(opts))
 
@@ -260,6 +275,7 @@ def envlog(ui, repo, env, **opts):
     ``host``, ``outcome``, ``failed``, ``message``, ``from``, ``to``,
     ``duration``, ``patch``, ``rollback``).
     """
+    machineoutput(ui, opts)
     opts = pycompat.byteskwargs(opts)
     return logic('envlog').envlog(ui, repo, env, limit=opts.get(b'limit'),
                                   hostname=opts.get(b'host'), opts=opts)
@@ -267,7 +283,7 @@ def envlog(ui, repo, env, **opts):
 
 @command(
     b'envsetup',
-    cmdutil.dryrunopts,
+    cmdutil.dryrunopts + cmdutil.formatteropts,
     _(b'[-n] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
@@ -284,9 +300,15 @@ def envsetup(ui, repo, env, **opts):
     Never migrates nor reloads; running it again changes nothing.  With
     -n/--dry-run, say what it would do.  Exits non-zero when a host still
     needs attention.
+
+    ``-T json`` gives one item per host: ``env``, ``host``, ``status`` (ok,
+    failed), ``dryrun``, ``changes``, ``notes`` and ``problems`` (a list of
+    ``check``, ``message``, ``hint``).
     """
+    machineoutput(ui, opts)
     return logic('provision').envsetup(ui, repo, env,
-                                       dryrun=opts.get('dry_run'))
+                                       dryrun=opts.get('dry_run'),
+                                       opts=pycompat.byteskwargs(opts))
 
 
 @command(
@@ -309,6 +331,7 @@ def envcheck(ui, repo, env, **opts):
 
     Exits 1 when a check failed.
     """
+    machineoutput(ui, opts)
     return logic('preflight').envcheck(ui, repo, env,
                                        opts=pycompat.byteskwargs(opts))
 

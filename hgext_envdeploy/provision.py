@@ -112,10 +112,16 @@ def clonesource(ui, repo, env):
 
 def deployable(repo, env, rev=None):
     """The changeset a deploy would bring, or (None, why not)."""
+    ctx, exc = _deployable(repo, env, rev)
+    return ctx, exc.message if exc is not None else b''
+
+
+def _deployable(repo, env, rev=None):
+    """The changeset a deploy would bring, or (None, the Abort why not)."""
     try:
-        return deploy.resolve(repo, env, rev), b''
+        return deploy.resolve(repo, env, rev), None
     except error.Abort as exc:
-        return None, exc.message
+        return None, exc
 
 
 def probe(session):
@@ -146,8 +152,11 @@ def missingscript(files):
 # -- hg envsetup -------------------------------------------------------------
 
 
-def envsetup(ui, repo, name, dryrun=False):
-    """``hg envsetup``: clone where missing, check, upload local settings."""
+def envsetup(ui, repo, name, dryrun=False, opts=None):
+    """``hg envsetup``: clone where missing, check, upload local settings.
+
+    With -T, one formatter item per host (the text lines go to stderr).
+    """
     env = config.load(ui, name)
     settings = config.settings(ui)
     setup = Setup(ui, repo, env, dryrun)
@@ -157,14 +166,21 @@ def envsetup(ui, repo, name, dryrun=False):
     rows = onhosts(ui, [(env, h) for h in env.hosts], setup.apply, settings,
                    _(b'setting up'))
     bad = []
-    for row in rows:
-        problems = _writehost(ui, row)
-        if problems:
-            bad.append(b'%s (%s)' % (row['host'], b', '.join(problems)))
+    with ui.formatter(b'envsetup', opts or {}) as fm:
+        for row in rows:
+            problems = _writehost(ui, row)
+            _hostdata(fm, env, row, dryrun)
+            if problems:
+                bad.append(b'%s (%s)' % (row['host'], b', '.join(problems)))
     if bad:
         raise error.Abort(
             _(b'envsetup of %s: %d of %d hosts need attention: %s')
             % (env.name, len(bad), len(rows), b', '.join(bad)))
+    if setup.failure is not None:
+        # Ready hosts, and nothing a deploy could bring: not "set up".
+        raise error.Abort(
+            _(b'%s: the hosts are ready, but there is nothing to deploy: %s')
+            % (env.name, setup.failure.message), hint=setup.failure.hint)
     if dryrun:
         ui.status(_(b'dry run: nothing changed\n'))
     elif not any(row.get('changes') for row in rows):
@@ -195,6 +211,24 @@ def _writehost(ui, row):
     return list(dict.fromkeys(what for what, _m, _h in problems))
 
 
+def _hostdata(fm, env, row, dryrun):
+    """A host's item for -T: what changed, notes, problems."""
+    fm.startitem()
+    problems = list(row.get('problems', []))
+    if row['error']:
+        what = b'connect' if not row['reachable'] else b'host'
+        problems.append((what, row['error'], row['hint']))
+    fm.data(env=env.name, host=row['host'], dryrun=bool(dryrun),
+            status=b'failed' if problems else b'ok',
+            changes=fm.formatlist(row.get('changes', []), name=b'change'),
+            notes=fm.formatlist(row.get('notes', []), name=b'note'))
+    sub = fm.nested(b'problems')
+    for what, message, hint in problems:
+        sub.startitem()
+        sub.data(check=what, message=message, hint=hint or b'')
+    sub.end()
+
+
 def _problem(row, what, message, hint=None):
     row['problems'].append((what, message, hint))
 
@@ -212,7 +246,8 @@ class Setup:
         self.dryrun = dryrun
         self.required, self.upload = requirements(env)
         self.source = clonesource(ui, repo, env)
-        self.ctx, self.why = deployable(repo, env)
+        self.ctx, self.failure = _deployable(repo, env)
+        self.why = self.failure.message if self.failure is not None else b''
         self.roots = projectroots(repo)
 
     def apply(self, session, row):

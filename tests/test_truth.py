@@ -1,0 +1,138 @@
+"""Every message true, every -T json parseable (issue 17).
+
+Real hg, real Django migrations on SQLite, real sshd where a host is remote.
+"""
+import json
+import os
+
+import pytest
+
+from djangoproject import add_migration
+from envtools import (
+    MIGRATE, clone_target, commit_on, deployed_site, environment, head, journal,
+    migrations, parent, ssh_settings, ssh_targets,
+)
+
+BASE = ["0001_initial", "0002_bar_description", "0003_bar_created"]
+
+
+def _json(r):
+    """stdout as the one JSON document it must be."""
+    assert r.out.lstrip().startswith("["), r.text
+    return json.loads(r.out)
+
+
+# --- -T json: stdout carries the formatter's output only -----------------------
+
+
+def test_json_stdout_is_pure_for_every_command(hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, migrate=MIGRATE, reload="echo reloaded",
+        check="echo checked"))
+
+    deploy = hgenv.hg("envdeploy", "staging", "-T", "json", "-v", cwd=central_repo)
+    assert deploy.rc == 0, deploy.text
+    [item] = _json(deploy)
+    assert item["outcome"] == "ok" and item["node"] == head(hgenv, central_repo, "staging")
+    # The progress and host lines are still shown, on stderr.
+    assert "deploying" in deploy.err and "local: migrate ok" in deploy.err
+    assert "local: | checked" in deploy.err
+
+    again = hgenv.hg("envdeploy", "staging", "-T", "json", cwd=central_repo)
+    assert _json(again)[0]["outcome"] == "unchanged"
+    assert "already at" in again.err
+
+    dry = hgenv.hg("envdeploy", "staging", "-n", "-T", "json", cwd=central_repo)
+    assert dry.rc == 0 and isinstance(_json(dry), list), dry.text
+
+    status = hgenv.hg("envstatus", "-T", "json", cwd=central_repo)
+    assert _json(status)[0]["host"] == "local"
+    log = hgenv.hg("envlog", "staging", "-T", "json", cwd=central_repo)
+    assert [e["outcome"] for e in _json(log)] == ["unchanged", "ok"]
+    check = hgenv.hg("envcheck", "staging", "-T", "json", cwd=central_repo)
+    assert check.rc == 0, check.text
+    assert {c["status"] for c in _json(check)} == {"ok"}
+    setup = hgenv.hg("envsetup", "staging", "-T", "json", cwd=central_repo)
+    assert setup.rc == 0, setup.text
+    [host] = _json(setup)
+    assert host["status"] == "ok" and host["problems"] == []
+    assert "already a clone" in host["notes"][0]
+    assert "local: nothing to change" in setup.err
+
+    rollback = hgenv.hg("envrollback", "staging", "-T", "json", cwd=central_repo)
+    # Only one deploy: nothing to go back to, and still one JSON document.
+    assert rollback.rc != 0
+    [rb] = _json(rollback)
+    assert rb["outcome"] == "failed" and rb["failed"] == "plan"
+    assert "no earlier deployment" in rollback.err
+
+    # Without -T, the host lines stay on stdout.
+    plain = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert "local: already at" in plain.out
+
+
+def test_json_envsetup_reports_problems_per_host(hgenv, central_repo, tmp_path):
+    other = tmp_path / "other"
+    hgenv.hg("init", other, check=True)
+    (other / "x").write_text("x")
+    hgenv.hg("commit", "-q", "-A", "-m", "x", cwd=other, check=True)
+    hgenv.write_hgrc(central_repo, environment("staging", path=other))
+
+    r = hgenv.hg("envsetup", "staging", "-T", "json", cwd=central_repo)
+
+    assert r.rc != 0
+    [host] = _json(r)
+    assert host["status"] == "failed"
+    [problem] = host["problems"]
+    assert problem["check"] == "path" and "another project" in problem["message"]
+    assert "abort: envsetup of staging" in r.err
+
+
+def test_failed_deploy_explains_its_rollback_on_stdout(hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, migrate="false"))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0
+    lines = [l for l in r.out.splitlines() if l.startswith("local:")]
+    # Two "update ok" lines: the deploy's, then the rollback's, explained between.
+    assert "update ok" in lines[0], r.out
+    assert "rolling back to (empty)" in lines[1], r.out
+    assert "update ok" in lines[2]
+    assert "FAILED at migrate" in lines[3]
+
+
+def test_rollback_prints_its_migration_line_once(hgenv, central_repo, tmp_path):
+    site = deployed_site(hgenv, central_repo, tmp_path)
+    name = []
+    commit_on(hgenv, central_repo, "staging", "add 0004",
+              lambda repo: name.append(add_migration(repo, 4)))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+
+    dry = hgenv.hg("envrollback", "staging", "-n", cwd=central_repo)
+    r = hgenv.hg("envrollback", "staging", cwd=central_repo)
+
+    assert dry.rc == 0, dry.text
+    assert dry.out.count(f"bar.{name[0]}") == 1, dry.out
+    assert r.rc == 0, r.text
+    assert r.out.count(f"bar.{name[0]}") == 1, r.out
+    assert migrations(site) == BASE
+
+
+# --- envsetup ------------------------------------------------------------------
+
+
+def test_envsetup_of_a_branch_that_does_not_exist_fails(hgenv, central_repo, tmp_path):
+    hgenv.write_hgrc(central_repo, environment("qa", path=tmp_path / "qa"))
+
+    r = hgenv.hg("envsetup", "qa", cwd=central_repo)
+
+    assert r.rc != 0
+    assert "is set up" not in r.text
+    assert "branch 'qa' of environment 'qa' does not exist here" in r.err
+    assert "hg branch qa" in r.err  # the hint says how to create it
+    # The clone was still made: the hosts are ready for when the branch is.
+    assert os.path.isdir(tmp_path / "qa" / ".hg")
