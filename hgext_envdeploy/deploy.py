@@ -297,6 +297,8 @@ class Deploy(Run):
             return
         listing = result.session.migrations()  # not Django's output: read
         found['after'] = listing and migrations.latest(listing)
+        if done is None and listing and found.get('before') is not None:
+            found['applied'] = migrations.appliedsince(found['before'], listing)
 
     def _migratefailed(self, result, output):
         """After a failed migrate: read the state again, say what is left."""

@@ -136,3 +136,33 @@ def test_envsetup_of_a_branch_that_does_not_exist_fails(hgenv, central_repo, tmp
     assert "hg branch qa" in r.err  # the hint says how to create it
     # The clone was still made: the hosts are ready for when the branch is.
     assert os.path.isdir(tmp_path / "qa" / ".hg")
+
+
+# --- envlog --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verbosity", ["", " -v 0"])
+def test_envlog_shows_the_migrations_a_deploy_applied(hgenv, central_repo, tmp_path,
+                                                      verbosity):
+    # With -v 0 Django prints nothing: what was applied comes from the state
+    # read before and after.
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, migrate=MIGRATE + verbosity))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    names = []
+
+    def two(repo):
+        names.append(add_migration(repo, 4))
+        names.append(add_migration(repo, 5))
+    commit_on(hgenv, central_repo, "staging", "add 0004 and 0005", two)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    assert migrations(target) == BASE + names
+
+    r = hgenv.hg("envlog", "staging", "-T", "json", cwd=central_repo)
+
+    newest, first = _json(r)
+    assert newest["applied"] == [f"bar.{n}" for n in names]
+    assert first["applied"] == [f"bar.{n}" for n in BASE]
+    text = hgenv.hg("envlog", "staging", "-l", "1", cwd=central_repo, check=True)
+    assert f"migrations applied: bar.{names[0]}, bar.{names[1]}" in text.out
