@@ -19,7 +19,7 @@ and turns the output into values.
 from mercurial.i18n import _
 from mercurial import error, pycompat
 
-from . import fanout, lock, transport
+from . import fanout, hints, lock, transport
 from .shell import Shell, ShellError
 from .target import HostSession, StepFailed
 
@@ -112,8 +112,7 @@ def enter(session):
     try:
         session.enter()
     except StepFailed as exc:
-        raise HostError(exc.message, _(b"run 'hg envsetup %s'")
-                        % session.env.name)
+        raise HostError(exc.message, hints.missingpath(session.env))
 
 
 def sections(session, parts):

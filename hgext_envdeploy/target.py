@@ -19,7 +19,7 @@ import time
 from mercurial.i18n import _
 from mercurial import node as nodemod, pycompat
 
-from . import cmdserver, edits, journal, lock, migrations
+from . import cmdserver, edits, hints, journal, lock, migrations
 from .shell import ShellError, quote
 
 
@@ -173,7 +173,7 @@ class HostSession:
         if status:
             raise StepFailed(
                 b'path', _(b'%s does not exist on this host') % self.env.path,
-                out, _(b'clone the repository there first'),
+                out, hints.missingpath(self.env),
             )
 
     def lock(self, holder, breaklock=False, journaltail=0, hgserver=False):
@@ -290,7 +290,8 @@ class HostSession:
         status, out = self.run(b'sh -c %s' % quote(command))
         if status:
             raise StepFailed(b'state', _(b'cannot read the migration state'),
-                             out, _(b'check migrate.state in [environments]'))
+                             out, hints.forstep(self.env, b'migrate', status, out)
+                             or _(b'check migrate.state in [environments]'))
         return migrations.parse(out)
 
     def journal(self, tail=None):
@@ -400,7 +401,8 @@ class HostSession:
         (result.steps if record is None else record).append(entry)
         if status:
             raise StepFailed(
-                name, _(b'%s exited with status %d') % (name, status), out)
+                name, _(b'%s exited with status %d') % (name, status), out,
+                hints.forstep(self.env, name, status, out))
         self.say(self.host, _(b'%s ok (%.1fs)') % (name, duration))
         return out
 

@@ -26,7 +26,7 @@ import threading
 from mercurial.i18n import _
 from mercurial import demandimport, encoding, pycompat
 
-from . import config
+from . import config, hints
 
 
 # Connections being set up at once, per run (see SSHContext).
@@ -283,9 +283,15 @@ class SSHContext:
                 _(b'authentication failed for %s@%s: %s')
                 % (pycompat.bytestr(hop['user']), keyname,
                    encoding.strtolocal(str(exc))),
-                _(b'set the identity key, or load the key into ssh-agent'),
+                hints.authfailed(pycompat.bytestr(hop['user']),
+                                 hop['keyfiles']),
             )
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except OSError as exc:  # refused, unknown name, timeout: say which
+            client.close()
+            what, hint = hints.connectfailure(exc, hop['hostname'], hop['port'])
+            raise ConnectError(_(b'cannot connect to %s: %s') % (keyname, what),
+                               hint)
+        except (paramiko.SSHException, EOFError) as exc:
             client.close()
             raise ConnectError(
                 _(b'cannot connect to %s: %s')

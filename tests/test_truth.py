@@ -166,3 +166,80 @@ def test_envlog_shows_the_migrations_a_deploy_applied(hgenv, central_repo, tmp_p
     assert first["applied"] == [f"bar.{n}" for n in BASE]
     text = hgenv.hg("envlog", "staging", "-l", "1", cwd=central_repo, check=True)
     assert f"migrations applied: bar.{names[0]}, bar.{names[1]}" in text.out
+
+
+# --- one hint per situation, the same from every command ----------------------
+
+
+def test_missing_path_gets_the_same_hint_from_every_command(
+        hgenv, central_repo, sshd_hosts, remote_dir):
+    h0 = sshd_hosts.hosts[0]
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=h0.spec, path=os.path.join(remote_dir, "nothing-here")))
+    hint = "(run 'hg envsetup staging': it clones the repository there)"
+
+    deploy = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    check = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    status = hgenv.hg("envstatus", "staging", cwd=central_repo)
+
+    assert deploy.rc != 0 and check.rc != 0
+    for r in (deploy, check, status):
+        assert hint in r.text, r.text
+    assert "clone the repository there first" not in deploy.text
+
+
+def test_wrong_user_with_an_identity_is_not_told_to_set_the_identity(
+        hgenv, central_repo, sshd_hosts, remote_dir):
+    h0 = sshd_hosts.hosts[0]
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=f"nobody@127.0.0.1:{h0.port}", path=remote_dir))
+
+    for command in ("envdeploy", "envcheck"):
+        r = hgenv.hg(command, "staging", cwd=central_repo)
+        assert r.rc != 0
+        assert "authentication failed for nobody@" in r.text, r.text
+        assert "set the identity key" not in r.text
+        assert (f"the host refused the key {sshd_hosts.client_key} for user nobody"
+                in r.text)
+        assert "~nobody/.ssh/authorized_keys" in r.text
+
+
+def test_refused_connection_says_so_with_a_hint(hgenv, central_repo, sshd_hosts,
+                                                 tmp_path):
+    import socket
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=f"root@127.0.0.1:{port}", path="/srv/x"))
+
+    for command in ("envdeploy", "envcheck", "envstatus"):
+        r = hgenv.hg(command, "staging", cwd=central_repo)
+        assert f"cannot connect to [127.0.0.1]:{port}: connection refused" in r.text, r.text
+        assert "Errno" not in r.text and "Unable to connect" not in r.text
+        assert f"no SSH server answers on 127.0.0.1 port {port}" in r.text
+
+
+@pytest.mark.parametrize("migrate,shown", [
+    ("no-such-manage-command migrate", "not found"),
+    ("/usr/bin/python3 manage.py migrate --noinput", "No module named"),
+])
+def test_a_step_not_on_the_short_path_gets_the_path_hint(
+        hgenv, central_repo, sshd_hosts, remote_dir, migrate, shown):
+    import shutil
+    if "python3" in migrate and not shutil.which("/usr/bin/python3"):
+        pytest.skip("no system python3 without Django here")
+    h0 = sshd_hosts.hosts[0]
+    path = os.path.join(remote_dir, "project")
+    ssh_targets(hgenv, central_repo, sshd_hosts, [h0], path)
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=h0.spec, path=path, migrate=migrate))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0
+    # The state read (showmigrations) runs first with the same Python.
+    assert "FAILED at migrate" in r.err or "FAILED at state" in r.err
+    assert shown in r.err, r.text
+    assert ("(SSH sessions have a short PATH and read no login profile: give "
+            "staging.migrate an absolute path, or set staging.env.PATH") in r.err
