@@ -32,11 +32,12 @@ def shortpath(env, what=None):
     ``what`` names the key to fix (``hg``, ``migrate``): an absolute path
     in it works as well as a longer PATH.
     """
-    key = b'%s.%s' % (env.name, what) if what else b'the command'
+    fix = (_(b'set %s.%s with an absolute path') % (env.name, what) if what
+           else _(b'give the command an absolute path'))
     return _(b'SSH sessions have a short PATH and read no login profile: '
-             b'give %s an absolute path, or set %s.env.PATH '
+             b'%s, or set %s.env.PATH '
              b'(e.g. /srv/venv/bin:/usr/local/bin:/usr/bin:/bin)') % (
-                 key, env.name)
+                 fix, env.name)
 
 
 # "sh: 1: gunicorn: not found", "bash: hg: command not found",

@@ -241,5 +241,5 @@ def test_a_step_not_on_the_short_path_gets_the_path_hint(
     # The state read (showmigrations) runs first with the same Python.
     assert "FAILED at migrate" in r.err or "FAILED at state" in r.err
     assert shown in r.err, r.text
-    assert ("(SSH sessions have a short PATH and read no login profile: give "
-            "staging.migrate an absolute path, or set staging.env.PATH") in r.err
+    assert ("(SSH sessions have a short PATH and read no login profile: set "
+            "staging.migrate with an absolute path, or set staging.env.PATH") in r.err
