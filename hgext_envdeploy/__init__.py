@@ -421,8 +421,16 @@ resolved in this repository, so branch names never reach a shell.
 
 from . import commands, config
 
+__version__ = '0.1.0'
+
 testedwith = b'6.9 7.0 7.1 7.2'
 minimumhgversion = b'6.9'
+buglink = b'the maintainers of hgext_envdeploy (README.md, "Reporting bugs")'
+
+
+def getversion():
+    """The version ``hg version -v`` lists beside the extension."""
+    return __version__.encode('ascii')
 
 cmdtable = commands.cmdtable
 configtable = config.configtable
