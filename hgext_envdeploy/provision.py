@@ -94,6 +94,11 @@ class Upload:
         return b"umask 077 && set -C && printf '%%s' %s > %s" % (
             quote(self.content), quote(self.dest))
 
+    def shown(self):
+        """The script as --debug shows it: without the content."""
+        return b"umask 077 && set -C && printf '%%s' <%d bytes of %s> > %s" % (
+            len(self.content), pycompat.fsencode(self.local), quote(self.dest))
+
 
 def clonesource(ui, repo, env):
     """What a new target clones: ``source``, else our ``default`` path.
@@ -374,7 +379,7 @@ class Setup:
             row['changes'].append(_(b'would upload %s as %s')
                                   % (upload.local, upload.dest))
             return
-        rc, out = session.run(upload.script())
+        rc, out = session.run(upload.script(), shown=upload.shown())
         if rc:
             _problem(row, b'requiredfiles', _(b'cannot upload %s as %s: %s')
                      % (upload.local, upload.dest, lastline(out)))

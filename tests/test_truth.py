@@ -243,3 +243,69 @@ def test_a_step_not_on_the_short_path_gets_the_path_hint(
     assert shown in r.err, r.text
     assert ("(SSH sessions have a short PATH and read no login profile: set "
             "staging.migrate with an absolute path, or set staging.env.PATH") in r.err
+
+
+# --- observability -------------------------------------------------------------
+
+
+def test_debug_shows_every_script_sent_with_secrets_masked(hgenv, central_repo,
+                                                           tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=target, env_TOKEN="s3cr3t-value", secret="TOKEN",
+        reload='echo "reloading with $TOKEN"', source="https://deployer:pw0rd@example.com/repo"))
+
+    r = hgenv.hg("--debug", "envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "local: running cd -- " in r.out
+    assert "export TOKEN=***" in r.out
+    assert "local: running sh -c 'echo \"reloading with $TOKEN\"'" in r.out
+    [update] = [l for l in r.out.splitlines() if "bin/hg update " in l]
+    assert update.startswith("local: running ") and " -C -r " in update
+    assert "s3cr3t-value" not in r.text and "pw0rd" not in r.text
+    plain = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert "running" not in plain.text
+
+
+def test_deploy_outcomes_reach_the_blackbox(hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, "[extensions]\nblackbox =\n" + environment(
+        "staging", path=target) + environment("broken", path=target,
+                                              branch="staging", check="false"))
+
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    failed = hgenv.hg("envdeploy", "broken", cwd=central_repo)
+
+    assert failed.rc != 0
+    with open(os.path.join(central_repo, ".hg", "blackbox.log")) as fp:
+        log = fp.read()
+    node = head(hgenv, central_repo, "staging")
+    assert f"deploy staging: local: deployed {node[:12]}" in log
+    assert "deploy broken: local: already at" not in log
+    assert "deploy broken: local: FAILED at" in log, log
+
+
+def test_traceback_shows_the_stack_of_an_unexpected_error(hgenv, central_repo,
+                                                         tmp_path):
+    # A bug in a host's reader (planted by a tiny extension): the command
+    # turns it into one line for that host; --traceback shows where it was.
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment("staging", path=target))
+    broken = os.path.join(tmp_path, "breakit.py")
+    with open(broken, "w") as fp:
+        fp.write(
+            "from hgext_envdeploy import envlog\n"
+            "def boom(session, row):\n"
+            "    raise KeyError('boom in the reader')\n"
+            "def extsetup(ui):\n"
+            "    envlog.readjournal = boom\n")
+
+    one = hgenv.hg("--config", f"extensions.breakit={broken}", "envlog", "staging",
+                   cwd=central_repo)
+    full = hgenv.hg("--config", f"extensions.breakit={broken}", "envlog", "staging",
+                    "--traceback", cwd=central_repo)
+
+    assert "unexpected error: KeyError" in one.err and "Traceback" not in one.err
+    assert "Traceback (most recent call last)" in full.err, full.err
+    assert "boom in the reader" in full.err
