@@ -62,7 +62,7 @@ changeopts = (
          _(b'deploy even when a host would go backwards')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [-n | --check] [--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -126,7 +126,7 @@ def envdeploy(ui, repo, env, **opts):
          _(b'roll back even when the hosts disagree or one cannot be read')),
     ]
     + changeopts,
-    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-n] ENV'),
+    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-f] [-n] [--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envrollback(ui, repo, env, **opts):
@@ -221,7 +221,7 @@ def envmerge(ui, repo, feature, **opts):
          _(b'read the migrations not yet applied (--no-migrations skips)')),
     ]
     + cmdutil.formatteropts,
-    _(b'[--no-migrations] [ENV]...'),
+    _(b'[-v] [--no-migrations] [-T TEMPLATE] [ENV]...'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envstatus(ui, repo, *envs, **opts):
@@ -258,7 +258,7 @@ def envstatus(ui, repo, *envs, **opts):
         (b'', b'host', b'', _(b'read only this host'), _(b'HOST')),
     ]
     + cmdutil.formatteropts,
-    _(b'[-l NUM] [--host HOST] ENV'),
+    _(b'[-l NUM] [--host HOST] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envlog(ui, repo, env, **opts):
@@ -284,7 +284,7 @@ def envlog(ui, repo, env, **opts):
 @command(
     b'envsetup',
     cmdutil.dryrunopts + cmdutil.formatteropts,
-    _(b'[-n] ENV'),
+    _(b'[-n] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envsetup(ui, repo, env, **opts):
@@ -314,7 +314,7 @@ def envsetup(ui, repo, env, **opts):
 @command(
     b'envcheck',
     cmdutil.formatteropts,
-    _(b'ENV'),
+    _(b'[-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envcheck(ui, repo, env, **opts):

@@ -309,3 +309,23 @@ def test_traceback_shows_the_stack_of_an_unexpected_error(hgenv, central_repo,
     assert "unexpected error: KeyError" in one.err and "Traceback" not in one.err
     assert "Traceback (most recent call last)" in full.err, full.err
     assert "boom in the reader" in full.err
+
+
+# --- help and README ---------------------------------------------------------
+
+
+def test_help_and_readme_agree_on_every_synopsis(hgenv, tmp_path):
+    from conftest import PROJECT_ROOT
+    with open(os.path.join(PROJECT_ROOT, "README.md")) as fp:
+        readme = fp.read()
+    for command in ("envdeploy", "envrollback", "envmerge", "envstatus", "envlog",
+                    "envsetup", "envcheck"):
+        r = hgenv.hg("help", command, cwd=tmp_path, check=True)
+        # hg wraps a long synopsis: up to the first blank line.
+        synopsis = " ".join(r.out.split("\n\n", 1)[0].split())
+        assert synopsis.startswith(f"hg {command} ")
+        assert f"`{synopsis}`" in readme, synopsis
+        # Every option the synopsis names is one the command takes.
+        for option in ("--check", "--break-lock", "-T TEMPLATE", "--no-push"):
+            if option in synopsis:
+                assert option.split()[0] in r.out.split("options", 1)[1]
