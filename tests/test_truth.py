@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from conftest import unavailable
+
 from djangoproject import add_migration
 from envtools import (
     MIGRATE, clone_target, commit_on, deployed_site, environment, head, journal,
@@ -228,7 +230,7 @@ def test_a_step_not_on_the_short_path_gets_the_path_hint(
         hgenv, central_repo, sshd_hosts, remote_dir, migrate, shown):
     import shutil
     if "python3" in migrate and not shutil.which("/usr/bin/python3"):
-        pytest.skip("no system python3 without Django here")
+        unavailable("no system python3 without Django here")
     h0 = sshd_hosts.hosts[0]
     path = os.path.join(remote_dir, "project")
     ssh_targets(hgenv, central_repo, sshd_hosts, [h0], path)
@@ -329,3 +331,70 @@ def test_help_and_readme_agree_on_every_synopsis(hgenv, tmp_path):
         for option in ("--check", "--break-lock", "-T TEMPLATE", "--no-push"):
             if option in synopsis:
                 assert option.split()[0] in r.out.split("options", 1)[1]
+
+
+# --- ssh_config as OpenSSH reads it ---------------------------------------------
+
+
+def test_ssh_config_include_match_and_alias_as_openssh_reads_them(
+        hgenv, central_repo, sshd_hosts, remote_dir, tmp_path):
+    import shutil
+    if not shutil.which("ssh"):
+        unavailable("no OpenSSH client here: paramiko's parser is used")
+    h0, h1, h2 = sshd_hosts.hosts
+    path = os.path.join(remote_dir, "project")
+    targets = ssh_targets(hgenv, central_repo, sshd_hosts, [h0, h1, h2], path)
+    included = tmp_path / "included.conf"
+    # An alias paramiko's parser never sees: it only is in the Include.
+    included.write_text(f"Host from-include\n    HostName 127.0.0.1\n"
+                        f"    Port {h0.port}\n    User root\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"""\
+Include {included}
+
+Match originalhost via-match
+    HostName 127.0.0.1
+    Port {h1.port}
+    User root
+
+Host plain-alias
+    HostName 127.0.0.1
+    Port {h2.port}
+    User root
+
+Host *
+    IdentityFile {sshd_hosts.client_key}
+    IdentitiesOnly yes
+""")
+    settings = ssh_settings(sshd_hosts).replace(
+        "sshconfig = /dev/null", f"sshconfig = {config}")
+    # No identity key in hgrc: the config's IdentityFile is the key.
+    settings = "\n".join(l for l in settings.splitlines() if not l.startswith("identity"))
+    hgenv.write_hgrc(central_repo, settings + "\n" + environment(
+        "staging", hosts="from-include via-match plain-alias", path=path))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    node = head(hgenv, central_repo, "staging")
+    assert [parent(hgenv, t) for t in targets] == [node] * 3
+    check = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert check.rc == 0, check.text
+
+
+def test_ssh_config_that_ssh_rejects_is_reported(hgenv, central_repo, sshd_hosts,
+                                                 tmp_path):
+    import shutil
+    if not shutil.which("ssh"):
+        unavailable("no OpenSSH client here")
+    config = tmp_path / "ssh_config"
+    config.write_text("Host broken\n    NoSuchKeyword yes\n")
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts).replace(
+        "sshconfig = /dev/null", f"sshconfig = {config}") + environment(
+        "staging", hosts="broken", path="/srv/x"))
+
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+
+    assert r.rc != 0
+    assert "ssh cannot read its configuration for broken" in r.text, r.text
+    assert "'ssh -G broken' shows the same" in r.text
