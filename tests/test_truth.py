@@ -398,3 +398,23 @@ def test_ssh_config_that_ssh_rejects_is_reported(hgenv, central_repo, sshd_hosts
     assert r.rc != 0
     assert "ssh cannot read its configuration for broken" in r.text, r.text
     assert "'ssh -G broken' shows the same" in r.text
+
+
+# --- the demo ------------------------------------------------------------------
+
+
+def test_demo_echoes_commands_with_their_quoting_intact(tmp_path):
+    import shlex
+    import subprocess
+    from conftest import PROJECT_ROOT
+    with open(os.path.join(PROJECT_ROOT, "demo", "run.sh")) as fp:
+        functions = "".join(l for l in fp if not l.startswith(("set ", "#!")))
+    functions = functions.split("\nrun() {", 1)[0] + "\nrun() {" + \
+        functions.split("\nrun() {", 1)[1].split("\n", 1)[0] + "\n"
+    args = ["hg", "envdeploy", "staging", "--config",
+            "environments.staging.check=test ! -f x || { echo 'site is down'; exit 1; }",
+            "", "it's"]
+    r = subprocess.run(["bash", "-c", functions + 'run true "$@"', "bash", *args],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.startswith("$ true ")
+    assert shlex.split(r.stdout[2:]) == ["true", *args]
