@@ -223,7 +223,10 @@ Settings of the whole run, in ``[envdeploy]``:
   ``knownhosts``; a changed key is still refused.
 
 ``sshconfig``
-  The OpenSSH client configuration read (default ``~/.ssh/config``).
+  The OpenSSH client configuration read (default ``~/.ssh/config``). Where
+  the ``ssh`` client is installed, each host's settings are what ``ssh -G
+  HOST`` prints (``Include``, ``Match`` and ``IdentitiesOnly`` as OpenSSH
+  applies them); without it, paramiko's parser reads the file.
 
 ``concurrency``
   How many hosts are deployed at once (default 8).
@@ -571,8 +574,16 @@ from mercurial import registrar
 
 from . import commands, config
 
+__version__ = '0.1.0'
+
 testedwith = b'6.9 7.0 7.1 7.2'
 minimumhgversion = b'6.9'
+buglink = b'the maintainers of hgext_envdeploy (README.md, "Reporting bugs")'
+
+
+def getversion():
+    """The version ``hg version -v`` lists beside the extension."""
+    return __version__.encode('ascii')
 
 cmdtable = commands.cmdtable
 configtable = config.configtable

@@ -37,6 +37,17 @@ def withrepofile(ui, repo, hook=False):
     return logic('repofile').attach(ui, repo, hook)
 
 
+def machineoutput(ui, opts):
+    """With -T (any template), keep stdout for the formatter's output only.
+
+    Progress, host lines and notes then go to stderr, as Mercurial's own
+    ``ui.message-output = stderr`` sends them, so that ``-T json | jq``
+    reads one document.  The command server keeps its message channel.
+    """
+    if opts.get('template') and ui.config(b'ui', b'message-output') == b'stdio':
+        ui.setconfig(b'ui', b'message-output', b'stderr', b'envdeploy')
+
+
 # The options of every command that changes hosts.
 changeopts = (
     [(b'', b'break-lock', False,
@@ -60,7 +71,8 @@ changeopts = (
          _(b'deploy even what promotefrom has not run (journaled)')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [--redeploy] [--untested] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [--redeploy] [--untested] [-n | --check] '
+      b'[--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -107,6 +119,7 @@ def envdeploy(ui, repo, env, **opts):
     host and step, after showing the end of the failing command's output.
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     if opts.get('check'):
         return logic('preflight').envcheck(
             ui, repo, env, rev=opts.get('rev'), opts=pycompat.byteskwargs(opts))
@@ -131,7 +144,7 @@ def envdeploy(ui, repo, env, **opts):
          _(b'roll back even when the hosts disagree or one cannot be read')),
     ]
     + changeopts,
-    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-n] ENV'),
+    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-f] [-n] [--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envrollback(ui, repo, env, **opts):
@@ -158,6 +171,7 @@ def envrollback(ui, repo, env, **opts):
     which order, and the target changeset; change nothing.
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('rollback').rollbackenv(
         ui, repo, env, rev=opts.get('rev'), toid=opts.get('to'),
         migration=opts.get('migration'), force=opts.get('force'),
@@ -207,6 +221,7 @@ def envmerge(ui, repo, feature, **opts):
     and whether the merge would conflict (tried in memory with Mercurial's
     internal merge), and change nothing.
     """
+    machineoutput(ui, opts)
     envname = opts.get('into')
     if not envname:
         raise error.InputError(_(b'which environment? use --into ENV'))
@@ -226,7 +241,7 @@ def envmerge(ui, repo, feature, **opts):
          _(b'read the migrations not yet applied (--no-migrations skips)')),
     ]
     + cmdutil.formatteropts,
-    _(b'[--no-migrations] [ENV]...'),
+    _(b'[-v] [--no-migrations] [-T TEMPLATE] [ENV]...'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envstatus(ui, repo, *envs, **opts):
@@ -252,6 +267,7 @@ def envstatus(ui, repo, *envs, **opts):
     itself cannot run (unknown environment, configuration error).
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('status').envstatus(ui, repo, list(envs),
                                      pycompat.byteskwargs(opts))
 
@@ -263,7 +279,7 @@ def envstatus(ui, repo, *envs, **opts):
         (b'', b'host', b'', _(b'read only this host'), _(b'HOST')),
     ]
     + cmdutil.formatteropts,
-    _(b'[-l NUM] [--host HOST] ENV'),
+    _(b'[-l NUM] [--host HOST] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envlog(ui, repo, env, **opts):
@@ -280,6 +296,7 @@ def envlog(ui, repo, env, **opts):
     ``host``, ``outcome``, ``failed``, ``message``, ``from``, ``to``,
     ``duration``, ``patch``, ``rollback``).
     """
+    machineoutput(ui, opts)
     opts = pycompat.byteskwargs(opts)
     ui = withrepofile(ui, repo)
     return logic('envlog').envlog(ui, repo, env, limit=opts.get(b'limit'),
@@ -288,8 +305,8 @@ def envlog(ui, repo, env, **opts):
 
 @command(
     b'envsetup',
-    cmdutil.dryrunopts,
-    _(b'[-n] ENV'),
+    cmdutil.dryrunopts + cmdutil.formatteropts,
+    _(b'[-n] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envsetup(ui, repo, env, **opts):
@@ -305,16 +322,22 @@ def envsetup(ui, repo, env, **opts):
     Never migrates nor reloads; running it again changes nothing.  With
     -n/--dry-run, say what it would do.  Exits non-zero when a host still
     needs attention.
+
+    ``-T json`` gives one item per host: ``env``, ``host``, ``status`` (ok,
+    failed), ``dryrun``, ``changes``, ``notes`` and ``problems`` (a list of
+    ``check``, ``message``, ``hint``).
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('provision').envsetup(ui, repo, env,
-                                       dryrun=opts.get('dry_run'))
+                                       dryrun=opts.get('dry_run'),
+                                       opts=pycompat.byteskwargs(opts))
 
 
 @command(
     b'envcheck',
     cmdutil.formatteropts,
-    _(b'ENV'),
+    _(b'[-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envcheck(ui, repo, env, **opts):
@@ -332,6 +355,7 @@ def envcheck(ui, repo, env, **opts):
     Exits 1 when a check failed.
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('preflight').envcheck(ui, repo, env,
                                        opts=pycompat.byteskwargs(opts))
 

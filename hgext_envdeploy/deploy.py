@@ -269,6 +269,8 @@ class Deploy(Run):
             return
         listing = result.session.migrations()  # not Django's output: read
         found['after'] = listing and migrations.latest(listing)
+        if done is None and listing and found.get('before') is not None:
+            found['applied'] = migrations.appliedsince(found['before'], listing)
 
     def _migratefailed(self, result, output):
         """After a failed migrate: read the state again, say what is left."""
@@ -451,8 +453,10 @@ class Deploy(Run):
             if r.ok or r.outcome == b'pending':
                 r.outcome = b'rolledback'
                 r.message = _(b'the deploy failed on another host')
+            # On the stream of the step lines it explains (see Run.say).
             self.say(r.host, _(b'rolling back to %s')
-                     % (r.fromnode and r.fromnode[:12] or b'(empty)'), 'warn')
+                     % (r.fromnode and r.fromnode[:12] or b'(empty)'),
+                     label=b'envdeploy.failed')
         self.foreach([r for r in undo if self.migrator(r) is r],
                      self._undomigrations, _(b'unmigrating'))
         self.foreach(undo, self._undocode, _(b'rolling back'))

@@ -414,11 +414,12 @@ class Rollback(Run):
                 continue
             steps = [b'%s.%s' % (app, n)
                      for app, _m, undo in r.unapplying for n in undo]
+            # A real run says "unapplying ..." as it does it: once.
             self.say(r.host, _(b'at %s, back to %s%s')
                      % ((r.fromnode or b'(empty)')[:12],
                         (r.tonode or b'(empty)')[:12],
                         _(b', unapplying %s') % b', '.join(steps)
-                        if steps else b''))
+                        if steps and self.dryrun else b''))
         bad = [r for r in results if r.outcome != b'planned']
         targets = {r.tonode for r in results if r.outcome == b'planned'}
         self.disagree = len(targets) > 1 and not self.force

@@ -143,7 +143,8 @@ class Run:
             self._sshcontext = transport.SSHContext(self.ui, self.settings)
         try:
             session = hostread.connect(self.env, host, self._sshcontext,
-                                       self.settings, self.say, self.confirm)
+                                       self.settings, self.say, self.confirm,
+                                       ui=self.ui)
         except transport.ConnectError as exc:
             result.outcome = b'unreachable'
             result.message, result.hint = hostread.explain(exc)
@@ -285,7 +286,12 @@ def report(ui, env, results, opts, what):
             fm.write(b'host', b'%s', r.host.name, label=label)
             fm.condwrite(r.host.role is not None, b'role', b' (%s)',
                          r.host.role or b'', label=label)
-            fm.plain(b': %s\n' % _describe(r, what), label=label)
+            described = _describe(r, what)
+            fm.plain(b': %s\n' % described, label=label)
+            # For the blackbox extension (and any ui.log listener).
+            ui.log(b'envdeploy', b'%s %s: %s: %s\n', what, env.name,
+                   r.host.name, described, env=env.name, host=r.host.name,
+                   outcome=r.outcome, node=r.tonode or b'')
             fm.data(env=env.name, outcome=r.outcome, node=r.tonode or b'',
                     fromnode=r.fromnode or b'', failed=r.failed or b'',
                     message=r.message, duration=round(r.duration, 3),

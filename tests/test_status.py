@@ -148,7 +148,7 @@ def test_status_of_every_environment_and_of_a_broken_one(hgenv, central_repo,
     assert "local: never deployed (empty working copy); 2 changesets" in r.out
     assert "live: branch live at" in r.out
     assert f"local: cannot read: {tmp_path / 'nowhere'} does not exist" in r.out
-    assert "(run 'hg envsetup live')" in r.out
+    assert "(run 'hg envsetup live': it clones the repository there)" in r.out
     r = hgenv.hg("envstatus", "-T", "json", "live", cwd=central_repo)
     [row] = json.loads(r.out)
     assert row["reachable"] is True and "does not exist" in row["error"]

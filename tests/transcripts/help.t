@@ -219,7 +219,10 @@ wording shows here, in review.
     still refused.
   
   "sshconfig"
-    The OpenSSH client configuration read (default "~/.ssh/config").
+    The OpenSSH client configuration read (default "~/.ssh/config"). Where the
+    "ssh" client is installed, each host's settings are what "ssh -G HOST"
+    prints ("Include", "Match" and "IdentitiesOnly" as OpenSSH applies them);
+    without it, paramiko's parser reads the file.
   
   "concurrency"
     How many hosts are deployed at once (default 8).
