@@ -43,7 +43,8 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil
 from mercurial.utils import urlutil
 
-from . import config, direction, heads, journal, migrations, rollback
+from . import (config, direction, heads, journal, migrationplan,
+               migrations, rollback)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -85,9 +86,12 @@ class Deploy(Run):
     hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
-                 breaklock=False, trigger=None, force=False):
+                 breaklock=False, trigger=None, force=False,
+                 irreversible=False):
         super().__init__(ui, env, settings, dryrun, breaklock)
         self.repo = repo
+        self.irreversible = irreversible  # deploy past irreversible = refuse
+        self.plans = {}
         self.trigger = trigger
         self.force = force
         self.node = ctx.hex()
@@ -107,6 +111,7 @@ class Deploy(Run):
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
             direction.guard(self, results)
+            migrationplan.plandeploy(self, results)
             # In this thread, once per revision the hosts are at: the
             # repository is not for several threads at once.
             self._touched = {
@@ -279,6 +284,7 @@ class Deploy(Run):
         else:
             found['unchanged'] = True
             found['before'] = carried['after']
+        migrationplan.backup(self, result)
         try:
             out = session.step(result, b'migrate', script, self.printer(host))
         except StepFailed as exc:
@@ -441,7 +447,7 @@ class Deploy(Run):
                 undo += [o for o in self.sharing(r, results)
                          if o.changed and o not in undo
                          and o.session is not None and o.session.locked]
-        if not undo:
+        if not undo or migrationplan.keepforward(self, undo):
             return
         for r in undo:
             r.rollback = {'to': r.fromnode, 'steps': [], 'reverted': []}
@@ -539,7 +545,7 @@ def _lastdeploy(records):
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None, trigger=None, force=False):
+              opts=None, trigger=None, force=False, irreversible=False):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -558,8 +564,11 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
            ctx, env.branch, env.name, env.describe())
     )
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
-                 breaklock=breaklock, trigger=trigger, force=force)
-    return report(ui, env, deploying.run(), opts or {}, b'deploy')
+                 breaklock=breaklock, trigger=trigger, force=force,
+                 irreversible=irreversible)
+    status = report(ui, env, deploying.run(), opts or {}, b'deploy')
+    migrationplan.finalnote(ui, deploying)
+    return status
 
 
 def batches(items, serial):

@@ -390,3 +390,272 @@ def refusal(plan):
                       if blocker.reversible is False
                       else b'may not be reversible (%s)' % blocker.why[-1]),
         hint=_(b'--irreversible deploys anyway (irreversible = refuse)'))
+
+
+# -- the plan in a run (deploy.py and rollback.py call these, one line each)
+
+POLICIES = (b'warn', b'refuse')
+BACKUPS = b'.hg/envdeploy/backups'
+SKIPPED = b'skipped'  # journal: a rollback not attempted (see keepforward)
+
+
+def _setting(run, key):
+    from . import config
+
+    return config.envconfig(run.ui, run.env.name, key)
+
+
+def _blockertext(m):
+    if m.reversible is False:
+        return _(b'%s cannot be reversed') % m.key
+    return _(b'%s may not be reversible (%s)') % (m.key, m.why[-1])
+
+
+def plandeploy(run, results):
+    """Before any host changes: each database's plan, said; the policy.
+
+    Called in the run's own thread (the repository is not for several
+    threads).  Sets ``result.plan`` (the journal's field) on every host
+    and ``run.plans`` (migration host spec -> :class:`Plan`).  With
+    ``irreversible = refuse`` and no ``--irreversible``, releases every
+    host and raises error.Abort: nothing changed.
+    """
+    run.plans = {}
+    env = run.env
+    if not env.migrate:
+        return
+    for r in results:
+        if r.state is None or run.migrator(r) is not r:
+            continue
+        plan = run.plans[r.host.spec] = between(run.repo, r.state.parent,
+                                                run.node)
+        _sayplan(run, r, plan)
+    for r in results:
+        plan = run.plans.get(run.migrator(r).host.spec)
+        if plan is not None:
+            r.plan = plan.record()
+    refused = [(r, refusal(run.plans[r.host.spec])) for r in results
+               if r.host.spec in run.plans and refusal(run.plans[r.host.spec])]
+    if not refused or run.irreversible:
+        return
+    if _setting(run, b'irreversible') != b'refuse':
+        return
+    for r in results:
+        if r.outcome == b'prepared':
+            r.outcome = b'untouched'
+        run.finish(r, None)
+    raise refused[0][1]
+
+
+def _sayplan(run, result, plan):
+    host = result.host
+    if not plan.known:
+        run.say(host, _(b'migrations: not known here (%s is not in this '
+                        b'repository)') % (plan.fromnode or b'?')[:12],
+                'warn')
+        return
+    if not plan.applies:
+        run.say(host, _(b'migrations: none to apply'), 'note')
+        return
+    run.say(host, _(b'migrations to apply:'))
+    for m in plan.applies:
+        run.say(host, b'  %s' % m.describe())
+    blocker = plan.blocker()
+    if blocker is None:
+        run.say(host, _(b'this deploy can be rolled back'))
+    else:
+        run.say(host, _(b'this deploy cannot be rolled back past %s: %s')
+                % (blocker.key, _blockertext(blocker)), 'warn')
+    env = run.env
+    destructive = plan.flagged(DESTRUCTIVE)
+    if destructive and len(env.hosts) > 1 and (env.serial
+                                              or not env.migrateall):
+        run.say(host, _(b'destructive migrations while other hosts still '
+                        b'run the old code (%s): %s')
+                % (_(b'serial') if env.serial else _(b'one database'),
+                   b', '.join(m.key for m in destructive)), 'warn')
+
+
+def finalnote(ui, run):
+    """The deploy's last line when it cannot be rolled back past a
+    migration (``irreversible = warn``)."""
+    for plan in sorted(getattr(run, 'plans', {}).values(),
+                       key=lambda p: p.tonode or b''):
+        blocker = plan.blocker()
+        if blocker is not None and plan.known:
+            ui.warn(_(b'%s: this deploy cannot be rolled back past %s\n')
+                    % (run.env.name, _blockertext(blocker)))
+            return
+
+
+def fmdata(fm, result):
+    """-T json's ``newmigrations`` and ``reversible`` for a host."""
+    plan = result.plan or {}
+    return {
+        'newmigrations': fm.formatlist(
+            [{b'app': e['app'], b'name': e['name'],
+              b'flags': fm.formatlist(e['flags'], name=b'flag')}
+             for e in plan.get('applies') or []], name=b'migration'),
+        'reversible': plan.get('reversible'),
+    }
+
+
+def keepforward(run, undo):
+    """A failed deploy that applied an irreversible migration: no partial
+    rollback.  Every host stays at the new changeset with its schema,
+    said and recorded (``rollback.outcome: skipped``).  True when so."""
+    for r in undo:
+        if r.migrations.get('backup'):
+            run.say(r.host, backupnote(run, r.migrations['backup']), 'warn')
+    blockers = []
+    for r in undo:
+        plan = run.plans.get(r.host.spec)
+        applied = set(r.migrations.get('applied') or ())
+        if plan is None or not applied:
+            continue
+        done = [m for m in plan.applies if m.key in applied]
+        blocker = plan.blocker(done)
+        if blocker is not None and blocker.reversible is False:
+            blockers.append(blocker)
+    if not blockers:
+        return False
+    updated = lambda r: any(s['name'] == b'update' and s['status'] == 0
+                            for s in r.steps)
+    behind = [r.host.name for r in undo if not updated(r)]
+    message = _(b'not rolled back: %s cannot be reversed; %s is at %s with '
+                b'its schema') % (blockers[0].key,
+                                  _(b'every host') if not behind
+                                  else _(b'every updated host'),
+                                  run.node[:12])
+    if behind:
+        message += _(b' (not updated: %s)') % b', '.join(behind)
+    for r in undo:
+        r.rollback = {'to': r.fromnode, 'steps': [], 'reverted': [],
+                      'outcome': SKIPPED, 'message': message,
+                      'at': run.node if updated(r) else r.fromnode}
+        run.say(r.host, message, 'warn', b'envdeploy.failed')
+    return True
+
+
+# -- the backup before migrating
+
+
+def backuppath(run):
+    return b'%s/%s/%s' % (run.env.path.rstrip(b'/'), BACKUPS, run.id)
+
+
+def backupnote(run, path):
+    """What every failure and rollback message says of the run's backup."""
+    text = _(b'database backup made before migrating: %s') % path
+    if _setting(run, b'restore'):
+        text += _(b' (to restore: hg envrollback %s --restore)') % run.env.name
+    return text
+
+
+def backup(run, result):
+    """On the migration host, right before migrate: ``ENV.backup``, when
+    this deploy applies a migration (or cannot tell).  Fails closed: a
+    failing backup, or an empty file, fails the step before migrate."""
+    from .shell import quote
+    from .target import StepFailed
+
+    command = _setting(run, b'backup')
+    plan = run.plans.get(result.host.spec)
+    if not command or (plan is not None and plan.known and not plan.applies):
+        return
+    path = backuppath(run)
+    keep = _setting(run, b'backup.keep')
+    script = (
+        b'mkdir -p %(dir)s && ENVDEPLOY_BACKUP="$PWD"/%(rel)s sh -c %(cmd)s '
+        b'&& if [ -s %(rel)s ]; then :; else echo "envdeploy: the backup '
+        b'left no file, or an empty one: %(rel)s" >&2; exit 1; fi '
+        b'&& ls -1t %(dir)s | tail -n +%(next)d | '
+        b'while read f; do rm -f %(dir)s/"$f"; done'
+        % {b'dir': BACKUPS, b'rel': quote(b'%s/%s' % (BACKUPS, run.id)),
+           b'cmd': quote(command), b'next': keep + 1})
+    try:
+        result.session.step(result, b'backup', script,
+                            run.printer(result.host))
+    except StepFailed as exc:
+        exc.message = _(b'backup failed: nothing migrated')
+        exc.hint = _(b'fix ENV.backup (%s) or unset it') % command
+        raise
+    result.migrations['backup'] = path
+
+
+def lastbackup(records, node):
+    """The backup of the newest deploy to ``node`` that made one, or None."""
+    for record in reversed(records):
+        if record.get('kind') == b'deploy' and record.get('to') == node:
+            found = (record.get('migrations') or {}).get('backup')
+            if found:
+                return found
+    return None
+
+
+# -- a rollback: the blocker, or the restore
+
+
+def planrollback(run, results):
+    """Before any host changes (``_agree``): name the migration that would
+    stop the rollback; with ``--restore``, check there is a backup and
+    ask.  A blocked host fails at ``plan``, so nothing changes anywhere."""
+    for r in results:
+        if r.outcome != b'planned' or run.migrator(r) is not r:
+            continue
+        if run.restore:
+            _planrestore(run, r)
+            continue
+        names = [b'%s.%s' % (app, n) for app, _m, undo in r.unapplying
+                 for n in undo]
+        if not names:
+            continue
+        undo = reverting(run.repo, r.fromnode, names)
+        for m in undo:
+            if m.flags:
+                run.say(r.host, b'  %s' % m.describe())
+        blocker = Plan().blocker(list(reversed(undo)))
+        if blocker is None:
+            continue
+        if blocker.reversible is False:
+            hint = _(b'roll back to a deployment after it (--to, or -r with '
+                     b'--migration)')
+            path = run.backups.get(r.host.spec)
+            if path and _setting(run, b'restore'):
+                hint = _(b'hg envrollback %s --restore restores %s instead') % (
+                    run.env.name, path)
+            r.fail(b'plan', _(b'%s: the rollback would stop there; nothing '
+                              b'changed') % _blockertext(blocker), hint=hint)
+        else:
+            run.say(r.host, _(b'warning: %s') % _blockertext(blocker), 'warn')
+
+
+def _planrestore(run, r):
+    path = run.backups.get(r.host.spec)
+    if not _setting(run, b'restore'):
+        r.fail(b'plan', _(b'--restore given, but %s.restore is not set')
+               % run.env.name)
+    elif not path:
+        r.fail(b'plan', _(b'no backup recorded for the deploy of %s')
+               % (r.fromnode or b'(empty)')[:12])
+    elif run.dryrun:
+        run.say(r.host, _(b'would restore %s instead of reverting '
+                          b'migrations') % path)
+    elif not run.confirm(r.host, _(b'restore the database from %s, '
+                                   b'replacing what is there now') % path):
+        r.fail(b'plan', _(b'restore not confirmed: nothing changed'))
+
+
+def restore(run, result):
+    """``ENV.restore`` for the backup, in place of reverting migrations."""
+    from . import migrations
+    from .shell import quote
+
+    path = run.backups[result.host.spec]
+    script = b'ENVDEPLOY_BACKUP=%s sh -c %s' % (
+        quote(path), quote(_setting(run, b'restore')))
+    result.session.step(result, b'restore', script, run.printer(result.host))
+    result.migrations['restored'] = path
+    listing = result.session.migrations()
+    if listing is not None:
+        result.migrations['after'] = migrations.latest(listing)
