@@ -224,3 +224,31 @@ def test_restore_brings_the_data_back(hgenv, central_repo, tmp_path, postgres, p
     record = journal(target)[-1]
     assert record["kind"] == "rollback" and record["migrations"]["restored"] == path
     assert "restore" in [s["name"] for s in record["steps"]]
+
+
+def test_destructive_migrations_are_named_when_old_code_still_runs(
+        hgenv, central_repo, sshd_hosts, remote_dir):
+    from envtools import ssh_settings, ssh_targets
+    from migrationproject import edit, manage
+
+    h0, h1 = sshd_hosts.hosts[:2]
+    path = os.path.join(remote_dir, "project")
+    ssh_targets(hgenv, central_repo, sshd_hosts, [h0, h1], path)
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", path=path, migrate=MIGRATE, hosts=f"{h0.spec}, {h1.spec}", serial="1"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+
+    def drop_created(repo):
+        edit(os.path.join(repo, "bar", "models.py"),
+             "    created = models.DateTimeField(null=True, blank=True)\n", "")
+        manage(str(repo), "makemigrations", "bar")  # real Django writes RemoveField
+
+    commit_on(hgenv, central_repo, "staging", "drop created", drop_created)
+
+    r = hgenv.hg("envdeploy", "staging", "-n", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert f"{h0.spec}:   bar.0004_remove_bar_created [destructive: RemoveField]" in r.out
+    assert (f"{h0.spec}: destructive migrations while other hosts still run the old code "
+            "(serial): bar.0004_remove_bar_created") in r.err
+    assert f"{h1.spec}:   bar.0004" not in r.out  # said once, for the database
