@@ -54,7 +54,8 @@ a complete record has at least:
               ``partial``: the schema was not restored, ``failed``,
               ``skipped``: not attempted, an applied migration cannot be
               reversed), ``steps``, ``reverted``, ``message``
-``steps``     list of ``{"name", "status", "duration"}`` in the order run
+``steps``     list of ``{"name", "status", "duration"}`` in the order run;
+              a check tried again (``check.timeout``) adds ``tries``
 ``outcome``   one of :data:`OUTCOMES`
 ``failed``    name of the failing step, when ``outcome`` is ``failed``
 ``message``   a one-line explanation, when there is one
