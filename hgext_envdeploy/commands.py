@@ -65,14 +65,17 @@ changeopts = (
          _(b'check everything a deploy needs, change nothing (as envcheck)')),
         (b'f', b'force', False,
          _(b'deploy even when a host would go backwards')),
+        (b'', b'irreversible', False,
+         _(b'deploy even when it could not be rolled back '
+           b'(irreversible = refuse)')),
         (b'', b'redeploy', False,
          _(b'run every step, also on a host already at the changeset')),
         (b'', b'untested', False,
          _(b'deploy even what promotefrom has not run (journaled)')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [--redeploy] [--untested] [-n | --check] '
-      b'[--break-lock] [-T TEMPLATE] ENV'),
+    _(b'[-r REV] [-f] [--redeploy] [--untested] [--irreversible] '
+      b'[-n | --check] [--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -105,9 +108,19 @@ def envdeploy(ui, repo, env, **opts):
     is the way back on purpose.  A host on another line (a sibling head,
     another branch) is an ordinary deploy.
 
-    With -n/--dry-run, show each host's current revision and the commands
-    that would run, and change nothing.  With --check, run the pre-flight
-    checks of :hg:`envcheck` instead.
+    Before any host changes, the migrations the deploy applies are read
+    from this repository (the files under each app's ``migrations/`` in the
+    deployed and the new changeset) and listed with their flags:
+    ``irreversible``, ``nonatomic``, ``destructive``, ``unknown``; with
+    whether the deploy could be rolled back.  ``irreversible = refuse``
+    stops such a deploy unless --irreversible.  A failed deploy that
+    applied an irreversible migration is not rolled back: every host stays
+    at the new changeset with its schema.  ``backup`` runs on the migration
+    host before migrate, when there is a migration to apply.
+
+    With -n/--dry-run, show each host's current revision, the migrations
+    and the commands that would run, and change nothing.  With --check,
+    run the pre-flight checks of :hg:`envcheck` instead.
 
     With ``ENV.promotefrom = OTHER``, the changeset must have exactly the
     files of one deployed with success to OTHER (as this repository's
@@ -128,6 +141,7 @@ def envdeploy(ui, repo, env, **opts):
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
         force=opts.get('force'), redeploy=opts.get('redeploy'),
         untested=opts.get('untested'),
+        irreversible=opts.get('irreversible'),
     )
 
 
@@ -142,9 +156,13 @@ def envdeploy(ui, repo, env, **opts):
          _(b'APP.NNNN')),
         (b'f', b'force', False,
          _(b'roll back even when the hosts disagree or one cannot be read')),
+        (b'', b'restore', False,
+         _(b'restore the database backup of the deploy instead of '
+           b'reverting migrations (asks first)')),
     ]
     + changeopts,
-    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-f] [-n] [--break-lock] [-T TEMPLATE] ENV'),
+    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-f] [--restore] [-n] '
+      b'[--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envrollback(ui, repo, env, **opts):
@@ -164,8 +182,11 @@ def envrollback(ui, repo, env, **opts):
 
     All hosts are locked and read first.  When their journals disagree on
     the target, or a host cannot be read, nothing changes unless --force.
-    A migration that cannot be reversed stops the rollback of its host
-    before the code is touched, with the schema put back.
+    A migration that cannot be reversed (read from this repository's copy
+    of the deployed changeset) stops the rollback before any host changes,
+    naming it.  --restore runs ``restore`` for the backup the deploy being
+    rolled back made (``backup``), after asking, in place of reverting the
+    migrations.
 
     With -n/--dry-run, show per host which migrations would be unapplied, in
     which order, and the target changeset; change nothing.
@@ -176,7 +197,7 @@ def envrollback(ui, repo, env, **opts):
         ui, repo, env, rev=opts.get('rev'), toid=opts.get('to'),
         migration=opts.get('migration'), force=opts.get('force'),
         dryrun=opts.get('dry_run'), breaklock=opts.get('break_lock'),
-        opts=pycompat.byteskwargs(opts),
+        opts=pycompat.byteskwargs(opts), restore=opts.get('restore'),
     )
 
 

@@ -29,6 +29,7 @@ configtable = {}
 configitem = registrar.configitem(configtable)
 
 ONFAILURE = (b'rollback', b'stop')
+IRREVERSIBLE = (b'warn', b'refuse')
 ONEDITS = (b'save', b'refuse')
 TRANSFERS = (b'pull', b'push')  # how changesets reach a target (transfer.py)
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
@@ -207,6 +208,17 @@ ENV_KEYS = {
     b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
     b'secret': _Key(list, _list),  # names of env.NAME values never shown
     b'migrateon': _Key(b''),  # host or role migrating the one database; or all
+    # A deploy that could not be rolled back (migrationplan.py).
+    b'irreversible': _Key(
+        b'warn',
+        _parsed(_oneof(IRREVERSIBLE)),
+        _(b'use one of: %s') % b', '.join(IRREVERSIBLE),
+        _(b"unknown irreversible policy '%(value)s'"),
+    ),
+    b'backup': _Key(b''),  # before migrate, when migrations are pending
+    b'restore': _Key(b''),  # envrollback --restore
+    b'backup.keep': _Key(5, _parsed(_positive),
+                         message=_(b'%(key)s must be a positive number')),
     # Manual edits on a host: saved as a patch, or the deploy refused.
     b'onedits': _Key(
         b'save',

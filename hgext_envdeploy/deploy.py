@@ -28,8 +28,8 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import (config, direction, flow, heads, journal, migrations, promotion,
-               records, rollback, transfer)
+from . import (config, direction, flow, heads, journal, migrationplan,
+               migrations, promotion, records, rollback, transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -62,9 +62,12 @@ class Deploy(Run):
     hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
-                 breaklock=False, trigger=None, force=False, redeploy=False):
+                 breaklock=False, trigger=None, force=False, redeploy=False,
+                 irreversible=False):
         super().__init__(ui, env, settings, dryrun, breaklock)
         self.repo = repo
+        self.irreversible = irreversible  # deploy past irreversible = refuse
+        self.plans = {}
         self.trigger = trigger
         self.force = force
         self.redeploy = redeploy
@@ -87,6 +90,7 @@ class Deploy(Run):
             self.foreach(results, self._prepare, _(b'connecting'))
             direction.guard(self, results)
             refuseedits(self, results)
+            migrationplan.plandeploy(self, results)
             # In this thread, once per revision the hosts are at: the
             # repository is not for several threads at once.
             self._touched = {
@@ -251,6 +255,7 @@ class Deploy(Run):
         else:
             found['unchanged'] = True
             found['before'] = carried['after']
+        migrationplan.backup(self, result)
         try:
             out = session.step(result, b'migrate', script, self.printer(host))
         except StepFailed as exc:
@@ -446,7 +451,7 @@ class Deploy(Run):
                 undo += [o for o in self.sharing(r, results)
                          if o.changed and o not in undo
                          and o.session is not None and o.session.locked]
-        if not undo:
+        if not undo or migrationplan.keepforward(self, undo):
             return
         for r in undo:
             r.rollback = {'to': r.fromnode, 'steps': [], 'reverted': []}
@@ -656,7 +661,7 @@ def _lastdeploy(records):
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
               opts=None, trigger=None, force=False, redeploy=False,
-              untested=False):
+              untested=False, irreversible=False):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -680,11 +685,13 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     )
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force,
-                 redeploy=redeploy)
+                 redeploy=redeploy, irreversible=irreversible)
     deploying.untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
     results = deploying.run()
     records.fromrun(repo, deploying, results)
-    return report(ui, env, results, opts or {}, b'deploy')
+    status = report(ui, env, results, opts or {}, b'deploy')
+    migrationplan.finalnote(ui, deploying)
+    return status
 
 
 def batches(items, serial):

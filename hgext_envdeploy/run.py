@@ -21,7 +21,8 @@ import time
 from mercurial.i18n import _
 from mercurial import error, node as nodemod, pycompat
 
-from . import fanout, hostread, journal, stepenv, target, transport
+from . import (fanout, hostread, journal, migrationplan, stepenv, target,
+               transport)
 from .shell import ShellError
 from .target import Interrupted, StepFailed
 
@@ -247,6 +248,8 @@ class Run:
             record['trigger'] = self.trigger  # the push behind it (hooks)
         if self.untested:
             record['untested'] = self.untested  # promotion.py
+        if result.plan is not None:
+            record['plan'] = result.plan  # migrationplan.py
         return record
 
     def record(self, result):
@@ -297,7 +300,8 @@ def report(ui, env, results, opts, what):
                     message=r.message, duration=round(r.duration, 3),
                     final=_final(r) or b'',
                     steps=r.planned or [s['name'] for s in r.steps],
-                    rollback=(r.rollback or {}).get('outcome') or b'')
+                    rollback=(r.rollback or {}).get('outcome') or b'',
+                    **migrationplan.fmdata(fm, r))
     bad = [r for r in results if not r.ok]
     if not bad:
         return 0
@@ -391,6 +395,8 @@ def _describe(r, what):
     outcome = _rollback(r)
     if outcome == journal.OK:
         undo = _(b'rolled back; ')
+    elif outcome == migrationplan.SKIPPED:
+        undo = b''  # said on its own line: not rolled back, and why
     elif outcome is not None:
         undo = _(b'ROLLBACK %s: %s; ') % (
             _(b'PARTIAL') if outcome == journal.PARTIAL else _(b'FAILED'),

@@ -58,6 +58,7 @@ class HostResult:
         self.current = None
         self.migrations = {}
         self.rollback = None
+        self.plan = None  # the journal's plan field (migrationplan.py)
         self.undo = None  # the migration host's own rollback record
         self.converged = False  # already deployed: only the check runs
         self.begun = False  # the journal has this run's begin line

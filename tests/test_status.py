@@ -88,7 +88,9 @@ def test_status_never_deployed_up_to_date_behind_and_unreachable(
     assert rows[h0.spec]["migrations"] == [new]
     assert rows[h0.spec]["deployedby"] == "Test User <test@example.com>"
     assert rows[h1.spec]["node"] == first and rows[h1.spec]["pending"] == 1
-    assert rows[h1.spec]["newmigrations"] == [new]
+    assert rows[h1.spec]["newmigrations"] == [
+        {"app": "bar", "name": migration[0], "flags": []}]
+    assert rows[h1.spec]["reversible"] is True
     assert rows[h1.spec]["migrations"] == []  # all of its code's migrations ran
     assert rows[h2.spec]["node"] == "" and rows[h2.spec]["pending"] == 3
     assert rows[h2.spec]["migrations"] is None  # no code there to ask

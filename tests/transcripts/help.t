@@ -536,6 +536,36 @@ wording shows here, in review.
     (migrations, then code, then reload).  "stop": leave the hosts as the
     failure found them.
   
+  "irreversible"
+    "warn" (default) or "refuse".  Before any host changes, the migrations a
+    deploy applies are read from this repository (the "APP/migrations/*.py"
+    files of the deployed and the new changeset, parsed, no Django needed here)
+    and flagged "irreversible" (RunPython without "reverse_code", RunSQL without
+    "reverse_sql"), "nonatomic" ("atomic = False"), "destructive" (RemoveField,
+    DeleteModel, a rename: old code on other hosts breaks on it) or "unknown"
+    (cannot be read).  "warn" says in the plan and on the last line that the
+    deploy cannot be rolled back past the migration; "refuse" aborts before any
+    host changes unless "--irreversible".  A failed deploy that applied one is
+    not rolled back: every host stays at the new changeset with its schema, and
+    says so.
+  
+  "backup"
+    A command run on the migration host right before "migrate", only when the
+    deploy applies a migration, with "ENVDEPLOY_BACKUP" set to a file under the
+    target's ".hg/envdeploy/backups/", e.g. "pg_dump -Fc -f "$ENVDEPLOY_BACKUP"
+    "$PGDATABASE"".  A failing backup, or an empty file, fails the deploy before
+    anything is migrated.  The path is journaled and named when the deploy
+    fails.
+  
+  "backup.keep"
+    How many backups stay on the host (default 5).
+  
+  "restore"
+    The command "hg envrollback --restore" runs (after asking) in place of
+    reverting the migrations, with "ENVDEPLOY_BACKUP" set to the backup of the
+    deploy rolled back, e.g. "pg_restore --clean -d "$PGDATABASE"
+    "$ENVDEPLOY_BACKUP"".
+  
   "migrate.state"
     A command printing the migration state in Django's "showmigrations" format.
     Default: when "migrate" runs "manage.py migrate", the same "manage.py
