@@ -201,6 +201,9 @@ class Deploy(Run):
         session = self.open(result)
         if session is None:
             return
+        if self.dryrun:
+            # No lock, so no journal read with it: the converge check asks.
+            session.tail = session.journal(tail=self.journaltail)
         result.state = state = session.readstate(self.node)
         result.fromnode = state.parent
         result.dirty = state.dirty
@@ -452,7 +455,8 @@ class Deploy(Run):
                 r.message = _(b'the deploy failed on another host')
             self.say(r.host, _(b'rolling back to %s')
                      % (r.fromnode and r.fromnode[:12] or b'(empty)'), 'warn')
-        self.foreach([r for r in undo if self.migrator(r) is r],
+        # flow.UNDO: the migrations on their hosts, then the code.
+        self.foreach(self.select(undo, flow.MIGRATORS),
                      self._undomigrations, _(b'unmigrating'))
         self.foreach(undo, self._undocode, _(b'rolling back'))
 
