@@ -32,6 +32,11 @@ def logic(name):
         return importlib.import_module('.' + name, __package__)
 
 
+def withrepofile(ui, repo, hook=False):
+    """``ui`` with the repository's ``.hgenvironments`` under its hgrc."""
+    return logic('repofile').attach(ui, repo, hook)
+
+
 # The options of every command that changes hosts.
 changeopts = (
     [(b'', b'break-lock', False,
@@ -100,6 +105,7 @@ def envdeploy(ui, repo, env, **opts):
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
+    ui = withrepofile(ui, repo)
     if opts.get('check'):
         return logic('preflight').envcheck(
             ui, repo, env, rev=opts.get('rev'), opts=pycompat.byteskwargs(opts))
@@ -149,6 +155,7 @@ def envrollback(ui, repo, env, **opts):
     With -n/--dry-run, show per host which migrations would be unapplied, in
     which order, and the target changeset; change nothing.
     """
+    ui = withrepofile(ui, repo)
     return logic('rollback').rollbackenv(
         ui, repo, env, rev=opts.get('rev'), toid=opts.get('to'),
         migration=opts.get('migration'), force=opts.get('force'),
@@ -201,6 +208,7 @@ def envmerge(ui, repo, feature, **opts):
     envname = opts.get('into')
     if not envname:
         raise error.InputError(_(b'which environment? use --into ENV'))
+    ui = withrepofile(ui, repo)
     return logic('merge').envmerge(
         ui, repo, feature, envname, message=opts.get('message'),
         user=opts.get('user'), tool=opts.get('tool'),
@@ -241,6 +249,7 @@ def envstatus(ui, repo, *envs, **opts):
     Exits 0 whatever the hosts' state; non-zero only when the command
     itself cannot run (unknown environment, configuration error).
     """
+    ui = withrepofile(ui, repo)
     return logic('status').envstatus(ui, repo, list(envs),
                                      pycompat.byteskwargs(opts))
 
@@ -270,6 +279,7 @@ def envlog(ui, repo, env, **opts):
     ``duration``, ``patch``, ``rollback``).
     """
     opts = pycompat.byteskwargs(opts)
+    ui = withrepofile(ui, repo)
     return logic('envlog').envlog(ui, repo, env, limit=opts.get(b'limit'),
                                   hostname=opts.get(b'host'), opts=opts)
 
@@ -294,6 +304,7 @@ def envsetup(ui, repo, env, **opts):
     -n/--dry-run, say what it would do.  Exits non-zero when a host still
     needs attention.
     """
+    ui = withrepofile(ui, repo)
     return logic('provision').envsetup(ui, repo, env,
                                        dryrun=opts.get('dry_run'))
 
@@ -318,6 +329,7 @@ def envcheck(ui, repo, env, **opts):
 
     Exits 1 when a check failed.
     """
+    ui = withrepofile(ui, repo)
     return logic('preflight').envcheck(ui, repo, env,
                                        opts=pycompat.byteskwargs(opts))
 
@@ -340,5 +352,8 @@ def debugenvautodeploy(ui, repo, env, node, **opts):
     """
     # Field names are str in journal records (see journal.py).
     trigger = {k: v for k, v in opts.items() if v}
+    # Run for a push, in the central repository: a push's file is trusted
+    # as the hook trusts it.
+    ui = withrepofile(ui, repo, hook=True)
     return int(logic('hooks').autodeploy(ui, repo, env, node,
                                          trigger or None))

@@ -19,6 +19,7 @@ of a value it cannot take.  The rest of the extension reads
 import bisect
 import os
 import re
+import weakref
 
 from mercurial.i18n import _
 from mercurial import config as configmod, error, registrar
@@ -31,6 +32,7 @@ configitem = registrar.configitem(configtable)
 
 ONFAILURE = (b'rollback', b'stop')
 ONEDITS = (b'save', b'refuse')
+TRANSFERS = (b'pull', b'push')  # how changesets reach a target (transfer.py)
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
 BACKGROUND = b'background'  # autodeploy: deploy detached from the push
 MIGRATE_ALL = b'all'
@@ -92,6 +94,36 @@ def _positive(value):
     return value
 
 
+def _seconds(value):
+    """Seconds, 0 or more, fractions allowed; empty is 0.
+
+    >>> _seconds(b'30'), _seconds(b' 0.5 '), _seconds(b''), _seconds(0)
+    (30.0, 0.5, 0.0, 0)
+    >>> for bad in (b'-1', b'nan', b'inf', b'soon'):
+    ...     try:
+    ...         _seconds(bad)
+    ...     except ValueError:
+    ...         print('refused', bad.decode())
+    refused -1
+    refused nan
+    refused inf
+    refused soon
+    """
+    if isinstance(value, bytes):
+        value = float(value.strip() or b'0')  # ValueError when no number
+    if not value >= 0 or value == float('inf'):
+        raise ValueError(value)
+    return value
+
+
+def _interval(value):
+    """Seconds between tries: more than 0."""
+    value = _seconds(value)
+    if not value > 0:
+        raise ValueError(value)
+    return value
+
+
 def _serial(value):
     """Hosts per batch, N or N%; empty (all at once) stays b''."""
     value = value.strip()
@@ -136,6 +168,11 @@ ENV_KEYS = {
     b'migrate': _Key(b''),
     b'reload': _Key(b''),
     b'check': _Key(b''),
+    # Seconds the check is tried for (0: once), and between tries.
+    b'check.timeout': _Key(0, _parsed(_seconds),
+                           _(b'a number of seconds (0: one try)')),
+    b'check.interval': _Key(2, _parsed(_interval),
+                            _(b'a number of seconds, more than 0')),
     b'hg': _Key(None),  # 'hg' on a remote host, this hg for a local environment
     b'identity': _Key(b''),
     # Lend the target our ssh-agent (hg pull).
@@ -179,6 +216,13 @@ ENV_KEYS = {
         _(b'use one of: %s') % b', '.join(ONEDITS),
         _(b"unknown onedits mode '%(value)s'"),
     ),
+    # The target pulls from source, or we send what it lacks (transfer.py).
+    b'transfer': _Key(
+        b'pull',
+        _parsed(_oneof(TRANSFERS)),
+        _(b'use one of: %s') % b', '.join(TRANSFERS),
+        _(b"unknown transfer mode '%(value)s'"),
+    ),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
 USERSTEP_KEYS = flow.USERSTEPS
@@ -206,6 +250,8 @@ GLOBAL_KEYS = {
     b'cmdserver': _Key(True, _bool, _BOOL_HINT),
     # What the changegroup hook deploys.
     b'autodeploy.sources': _Key(lambda: [b'serve', b'push'], _list),
+    # Let a pushed .hgenvironments decide hosts, paths, keys (repofile.py).
+    b'trustrepofile': _Key(False, _bool, _BOOL_HINT),
 }
 
 _KEYS = {**ENV_KEYS, **GLOBAL_KEYS}
@@ -304,6 +350,8 @@ class Environment:
         migraterollback=b'',
         reload=b'',
         check=b'',
+        checktimeout=0,
+        checkinterval=2,
         roles=None,
         onfailure=b'rollback',
         serial=b'',
@@ -318,6 +366,7 @@ class Environment:
         migrateall=False,
         onedits=b'save',
         usersteps=None,
+        transfer=b'pull',
     ):
         self.name = name
         self.hosts = hosts
@@ -333,6 +382,8 @@ class Environment:
         self.migraterollback = migraterollback
         self.reload = reload
         self.check = check
+        self.checktimeout = checktimeout  # seconds the check is tried for
+        self.checkinterval = checkinterval
         self.roles = roles or {}  # (key, role) -> value, of ENV.KEY.ROLE
         self.onfailure = onfailure
         self.serial = serial
@@ -353,6 +404,7 @@ class Environment:
         self.onedits = onedits
         self.usersteps = usersteps or {}  # before.STEP/after.STEP: command
         self.migrateon = None if migrateall else (migrateon or hosts[0])
+        self.transfer = transfer  # pull, or push (transfer.py)
 
     @property
     def islocal(self):
@@ -503,8 +555,31 @@ def _configerror(msg, source=b'', hint=None):
     return error.ConfigError(msg, hint=hint)
 
 
+# A ui whose environments each read the .hgenvironments of their own
+# branch head (repofile.Heads): ui -> that provider.
+_PERENV = weakref.WeakKeyDictionary()
+
+
+def perenv(ui, provider):
+    """Make ``ui`` read environment NAME from ``provider.forenv(NAME)``
+    (a ui) and the names from ``provider.names()``."""
+    _PERENV[ui] = provider
+
+
+def envui(ui, name):
+    """The ui that environment ``name`` is read from (``ui`` itself but
+    for a ui given to :func:`perenv`)."""
+    provider = _PERENV.get(ui)
+    if provider is None or name is None:
+        return ui
+    return provider.forenv(name)
+
+
 def envnames(ui):
     """The environment names declared in [environments], in order."""
+    provider = _PERENV.get(ui)
+    if provider is not None:
+        return provider.names()
     names = []
     for key, value in ui.configitems(b'environments'):
         name = key.split(b'.', 1)[0]
@@ -532,6 +607,7 @@ def _where(ui, name, key):
 def envsource(ui, name, key):
     """Where :func:`envconfig` reads ``ENV.KEY`` from (``file:line``), or
     b'' for its default."""
+    ui = envui(ui, name)
     return _source(ui, *_where(ui, name, key))
 
 
@@ -544,6 +620,7 @@ def envconfig(ui, name, key):
     environment, and what to write instead.
     """
     spec = _KEYS[key]
+    ui = envui(ui, name)
     section, item = _where(ui, name, key)
     try:
         return spec.read(ui, section, item)
@@ -627,6 +704,7 @@ def _checkrepeats(ui, section, keys, cache):
 def load(ui, name):
     """Return the :class:`Environment` called ``name``, validated."""
     _checkname(ui, name)
+    ui = envui(ui, name)
     environ, roles = _readkeys(ui, name)
 
     def get(key):
@@ -684,11 +762,14 @@ def load(ui, name):
 # Keys that go into Environment as they are read (attribute names for the
 # dotted ones).
 _ATTRIBUTES = {b'migrate.state': 'migratestate',
-               b'migrate.rollback': 'migraterollback'}
+               b'migrate.rollback': 'migraterollback',
+               b'check.timeout': 'checktimeout',
+               b'check.interval': 'checkinterval'}
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
-               b'check', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect', b'onedits')
+               b'check', b'check.timeout', b'check.interval', b'onfailure',
+               b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
+               b'protect', b'onedits', b'transfer')
 
 
 def _checkname(ui, name):
@@ -734,7 +815,8 @@ def _readkeys(ui, name):
             # before.STEP.ROLE: the key is two words.
             step, dot, role = role.partition(b'.')
             base = b'%s.%s' % (base, step)
-        if dot and (base in ROLE_KEYS or base in USERSTEP_KEYS):
+        if (dot and (base in ROLE_KEYS or base in USERSTEP_KEYS)
+                and sub not in ENV_KEYS):
             roles[(base, _rolename(ui, key, role))] = value
             continue
         if sub not in ENV_KEYS:

@@ -28,7 +28,8 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import config, direction, flow, heads, journal, migrations, rollback
+from . import (config, direction, flow, heads, journal, migrations, rollback,
+               transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -546,7 +547,7 @@ class InPlace:
             pull = (b'pull', b'-r', deploy.node)
             if deploy.env.source:
                 pull += (b'--', deploy.env.source)
-            return pull
+            return transfer.step(deploy, pull)
         if name == b'update':
             return session.update(deploy.node)
         # migrate, reload, check, and the user's before./after. steps

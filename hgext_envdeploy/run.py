@@ -21,7 +21,7 @@ import time
 from mercurial.i18n import _
 from mercurial import error, node as nodemod, pycompat
 
-from . import fanout, hostread, journal, target, transport
+from . import fanout, hostread, journal, stepenv, target, transport
 from .shell import ShellError
 from .target import Interrupted, StepFailed
 
@@ -42,6 +42,7 @@ class Run:
     journaltail = 0
     hgserver = False
     trigger = None  # which push started the run (Deploy, from the hooks)
+    node = None  # the changeset the run brings, when one for every host
 
     def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
         self.ui = ui
@@ -148,7 +149,8 @@ class Run:
             self.say(host, result.message, 'warn', b'envdeploy.failed')
             return None
         result.session = session
-        session.enter()
+        session.cancel = self.cancel
+        session.enter(stepenv.variables(self, host, self.node))
         if not self.dryrun:
             session.lock(target.holder(self.user, self.client, self.kind,
                                        self.env.name, self.id),
