@@ -419,6 +419,10 @@ class Deploy(Run):
             (b'identify', b'-r', self.node, b'--', source))
         if not status:
             return
+        if self.env.source:
+            # As the plan shows the source: no password.
+            out = out.replace(self.env.source,
+                              urlutil.hidepassword(self.env.source))
         exc = self.pullfailed(StepFailed(
             b'pull', out.strip().splitlines()[-1:] and
             self.env.mask(out.strip().splitlines()[-1]) or
