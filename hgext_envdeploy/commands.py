@@ -93,7 +93,11 @@ def envdeploy(ui, repo, env, **opts):
     The changeset is the single head of the environment's branch in this
     repository, or REV, which must be on that branch.  A host already at
     that changeset, with a clean working copy and a journal record of that
-    deploy, only runs ``check``.
+    deploy, only runs ``check``; --redeploy runs every step there too
+    (after a change to ``local_settings.py`` or to the server).
+    ``before.STEP`` and ``after.STEP`` add steps of your own (see
+    :hg:`help -e hgext_envdeploy`); ``onedits = refuse`` stops a deploy
+    to a host with manual edits before any host changes.
 
     Every host is reached and locked before any changes.  When a host
     fails, no further host starts and, with ``onfailure = rollback`` (the
@@ -118,9 +122,13 @@ def envdeploy(ui, repo, env, **opts):
     at the new changeset with its schema.  ``backup`` runs on the migration
     host before migrate, when there is a migration to apply.
 
-    With -n/--dry-run, show each host's current revision, the migrations
-    and the commands that would run, and change nothing.  With --check,
-    run the pre-flight checks of :hg:`envcheck` instead.
+    With -n/--dry-run, show each host's current revision and the steps the
+    real run would take with their commands (only ``check`` on a host
+    already deployed), the manual edits it would save, the migrations it
+    would apply with their flags, and a pull that would fail because the
+    changeset is not in the host's source (then it exits non-zero); change
+    nothing.  With --check, run the pre-flight checks of :hg:`envcheck`
+    instead.
 
     With ``ENV.promotefrom = OTHER``, the changeset must have exactly the
     files of one deployed with success to OTHER (as this repository's

@@ -25,6 +25,8 @@ from mercurial.i18n import _
 from mercurial import config as configmod, error, registrar
 from mercurial.utils import procutil, stringutil
 
+from . import flow
+
 configtable = {}
 configitem = registrar.configitem(configtable)
 
@@ -237,9 +239,7 @@ ENV_KEYS = {
     b'promotefrom': _Key(b''),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
-USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
-                      for step in (b'update', b'migrate', b'reload', b'check')
-                      for when in (b'before', b'after'))
+USERSTEP_KEYS = flow.USERSTEPS
 ENV_KEYS.update((key, _Key(b'')) for key in USERSTEP_KEYS)
 
 _POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')

@@ -206,6 +206,9 @@ class Deploy(Run):
         session = self.open(result)
         if session is None:
             return
+        if self.dryrun:
+            # No lock, so no journal read with it: the converge check asks.
+            session.tail = session.journal(tail=self.journaltail)
         result.state = state = session.readstate(self.node)
         result.fromnode = state.parent
         result.dirty = state.dirty
@@ -423,6 +426,10 @@ class Deploy(Run):
             (b'identify', b'-r', self.node, b'--', source))
         if not status:
             return
+        if self.env.source:
+            # As the plan shows the source: no password.
+            out = out.replace(self.env.source,
+                              urlutil.hidepassword(self.env.source))
         exc = self.pullfailed(StepFailed(
             b'pull', out.strip().splitlines()[-1:] and
             self.env.mask(out.strip().splitlines()[-1]) or
@@ -462,7 +469,8 @@ class Deploy(Run):
             self.say(r.host, _(b'rolling back to %s')
                      % (r.fromnode and r.fromnode[:12] or b'(empty)'),
                      label=b'envdeploy.failed')
-        self.foreach([r for r in undo if self.migrator(r) is r],
+        # flow.UNDO: the migrations on their hosts, then the code.
+        self.foreach(self.select(undo, flow.MIGRATORS),
                      self._undomigrations, _(b'unmigrating'))
         self.foreach(undo, self._undocode, _(b'rolling back'))
 

@@ -25,7 +25,8 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import config, journal, migrationplan, migrations, records, stepenv, transfer
+from . import (config, flow, journal, migrationplan, migrations, records, stepenv,
+               transfer)
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -134,7 +135,7 @@ def revertcode(run, result, node, record, check=True):
     record['at'] = node
     if not node:
         return
-    for name in (b'reload', b'check') if check else (b'reload',):
+    for name in flow.RESTORE[1:] if check else (b'reload',):
         script = session.command(name)
         if script:
             session.step(result, name, script, output, record=record['steps'])
@@ -330,13 +331,10 @@ class Rollback(Run):
                          _(b'reading'))
             proceed = self._agree(results)
             if proceed and not self.dryrun:
-                self.foreach(results, lambda r: self.guarded(r, self._begin),
-                             _(b'preparing'))
-                self.foreach(self.select(results, 'migrators'),
-                             lambda r: self.guarded(r, self._migrations),
-                             _(b'unmigrating'))
-                self.foreach(results, lambda r: self.guarded(r, self._code),
-                             _(b'rolling back'))
+                for phase, topic, which in flow.ROLLBACK:
+                    work = getattr(self, '_' + phase.decode('ascii'))
+                    self.foreach(self.select(results, which),
+                                 lambda r, w=work: self.guarded(r, w), topic)
         finally:
             for r in results:
                 if r.outcome == b'pending':
@@ -446,7 +444,7 @@ class Rollback(Run):
         stepenv.towards(result.session, result.tonode)
         self.begin(result)
 
-    def _migrations(self, result):
+    def _unmigrate(self, result):
         """The migration host: the schema back, with the newer code."""
         if result.outcome != b'pending':
             return

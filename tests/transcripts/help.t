@@ -97,6 +97,32 @@ wording shows here, in review.
     the new code.  "systemctl reload" waits for the unit's "ExecReload" only,
     which mostly sends a signal and returns: check with a timeout as for HUP.
   
+  "before.STEP", "after.STEP"
+    Commands of your own, run in "path" before or after STEP, for STEP in
+    "update", "migrate", "reload", "check".  Each is a step of its own, named as
+    its key ("before.migrate") in the output, the dry run, "-T json" ("steps")
+    and the journal; it fails the deploy as any step does, with the automatic
+    rollback.  It runs on the hosts STEP runs on ("before.migrate": the
+    migration host only) and, around "check", on a host already deployed too.
+    With roles, "before.STEP.ROLE" is that role's own (an empty value: none).
+  
+    A deploy's steps, phase by phase (every host of a phase in parallel): edits,
+    pull; update, migrate (on the migration host); update (on the other hosts);
+    reload, check.  A host already at the changeset, clean and deployed there by
+    its journal, runs only "check" ("--redeploy": all of them).  A failed deploy
+    then reverts the migrations on the migration host, the code, reload and
+    check ("onfailure").  For example, for every environment (in the envdeploy
+    section):
+  
+      before.migrate = .venv/bin/pip install -r requirements.txt
+      after.migrate = .venv/bin/python manage.py collectstatic --noinput
+  
+  "onedits"
+    What a deploy does with manual edits in a target's working copy: "save"
+    (default) keeps them as a patch under ".hg/envdeploy/patches/" and updates
+    anyway; "refuse" stops the deploy before any host changes, naming the hosts
+    and files (the dry run says the same).
+  
   "migrateon"
     The host whose "migrate" migrates the environment's one database (a host as
     written in "hosts", or a role: its first host).  Reading the migration state
