@@ -169,6 +169,8 @@ ENV_KEYS = {
     b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
     b'secret': _Key(list, _list),  # names of env.NAME values never shown
     b'migrateon': _Key(b''),  # host or role migrating the one database; or all
+    # Ask to type the environment's name before a deploy (confirm.py).
+    b'confirm': _Key(False, _bool, _BOOL_HINT),
 }
 
 _POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')
@@ -302,6 +304,7 @@ class Environment:
         secret=(),
         migrateon=None,
         migrateall=False,
+        confirm=False,
     ):
         self.name = name
         self.hosts = hosts
@@ -334,6 +337,7 @@ class Environment:
         # The host migrating the one database (migrateon), unless every
         # host migrates its own.
         self.migrateall = migrateall
+        self.confirm = confirm  # ask before a deploy or rollback (confirm.py)
         self.migrateon = None if migrateall else (migrateon or hosts[0])
 
     @property
@@ -667,7 +671,7 @@ _ATTRIBUTES = {b'migrate.state': 'migratestate',
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect')
+               b'localsettings', b'autodeploy', b'protect', b'confirm')
 
 
 def _checkname(ui, name):

@@ -43,7 +43,8 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil
 from mercurial.utils import urlutil
 
-from . import config, direction, heads, journal, migrations, rollback
+from . import (config, confirm, direction, freeze, heads, journal,
+               migrations, rollback)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -106,6 +107,7 @@ class Deploy(Run):
         self.groupresults(results)
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
+            freeze.guard(self, results)
             direction.guard(self, results)
             # In this thread, once per revision the hosts are at: the
             # repository is not for several threads at once.
@@ -533,13 +535,14 @@ def migrated(result):
 def _lastdeploy(records):
     """The newest record that left its host deployed, or None."""
     for record in reversed(records):
-        if record.get('outcome') in journal.DEPLOYED:
+        if (record.get('outcome') in journal.DEPLOYED
+                and record.get('kind') != journal.EXEC):
             return record
     return None
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None, trigger=None, force=False):
+              opts=None, trigger=None, force=False, confirmed=False):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -548,6 +551,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     Without ``force``, a host that would go backwards stops the deploy
     before any change (see direction.py); the hooks never force.
     Raises error.Abort naming the failed hosts when any host failed.
+    With ``ENV.confirm``, asks first (see confirm.py), unless a push
+    started it (``trigger``) or the caller asked already (``confirmed``).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -557,6 +562,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
         % (_(b'checking deploy of') if dryrun else _(b'deploying'),
            ctx, env.branch, env.name, env.describe())
     )
+    if not (dryrun or trigger or confirmed):
+        confirm.ask(ui, env, b'deploy', confirm.deployplan(env, ctx))
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force)
     return report(ui, env, deploying.run(), opts or {}, b'deploy')
