@@ -57,6 +57,13 @@ def describe(info):
         info.get(b'since', b'?'), info.get(b'reason', b'?'))
 
 
+def shown(output):
+    """The freeze in :func:`readscript`'s output as envstatus and
+    envcheck show it, b'' when there is none."""
+    info = parse(output)
+    return b'' if info is None else describe(info)
+
+
 def _hint(env):
     return (_(b"'hg envunlock %s' lifts the freeze (--break-lock does not)")
             % env.name)
