@@ -95,7 +95,7 @@ class Exec(Run):
     def _printer(self, host):
         def output(line):
             with self._outlock:
-                self.ui.write(b'%s: %s\n' % (host.name, line))
+                self.ui.write(b'%s: | %s\n' % (host.name, line))  # as a deploy's
 
         return output
 

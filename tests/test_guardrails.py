@@ -380,7 +380,7 @@ def test_envexec_on_two_hosts_masks_secrets_and_journals(hgenv, central_repo, ex
     assert r.out == f"{h0.spec}: | [a b]\n{h0.spec}: | [$MODE;]\n"
     # One string: the user's command line, as written (pipes, variables).
     r = hgenv.hg("envexec", "live", "--role", "worker", "--",
-                 "echo $MODE $DB_PASSWORD | tr a-z A-Z", cwd=central_repo)
+                 "echo $MODE $DB_PASSWORD | sed s/prod/PROD/", cwd=central_repo)
     assert r.rc == 0, r.text
     assert r.out == f"{h1.spec}: | PROD ***\n"
 
