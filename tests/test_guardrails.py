@@ -439,3 +439,12 @@ def test_envexec_interactive_gets_a_pty(hgenv, central_repo, exec_env):
         if os.path.isfile(name):
             with open(name, errors="replace") as fp:
                 assert SECRET not in fp.read(), name
+
+
+@pytest.mark.parametrize("name", ["freeze", "envexec"])
+def test_doctests(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"hgext_envdeploy.{name}"))
+    assert result.attempted > 0 and result.failed == 0
