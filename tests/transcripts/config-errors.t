@@ -34,6 +34,6 @@ A misspelt key:
   > EOF
   $ hg envstatus
   config error: */config-errors.t/central/.hg/hgrc:3: unknown key 'relaod' for environment 'staging' (glob)
-  (known keys: autodeploy, branch, check, forwardagent, hg, hosts, identity, localsettings, maxfail, migrate, migrate.rollback, migrate.state, migrateon, onfailure, path, protect, pushto, reload, requiredfiles, secret, serial, source)
+  (known keys: autodeploy, branch, check, confirm, forwardagent, hg, hosts, identity, localsettings, maxfail, migrate, migrate.rollback, migrate.state, migrateon, onfailure, path, protect, pushto, reload, requiredfiles, secret, serial, source)
   [255]
 
