@@ -390,6 +390,88 @@ def envcheck(ui, repo, env, **opts):
 
 
 @command(
+    b'envlock',
+    [(b'm', b'message', b'', _(b'why (shown to every deploy refused)'),
+      _(b'REASON'))],
+    _(b'-m REASON ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envlock(ui, repo, env, **opts):
+    """freeze an environment: refuse every deploy and rollback of it
+
+    Records on every host of ENV (``.hg/envdeploy/freeze`` in the target
+    repository) who froze it, when, and REASON.  Until :hg:`envunlock`
+    lifts it, every deploy and rollback of ENV (:hg:`envdeploy`,
+    :hg:`envrollback`, :hg:`envmerge` --deploy, push to deploy, in the
+    background too) is refused before any host changes, with that reason.
+    --break-lock does not lift a freeze.  A deploy already running
+    finishes.  :hg:`envstatus` and :hg:`envcheck` show the freeze.
+
+    A host already frozen keeps its freeze (and who set it).  Exits
+    non-zero when a host could not be frozen (a deploy is refused while
+    any host is frozen).
+    """
+    return logic('freeze').envlock(ui, repo, env, opts.get('message'))
+
+
+@command(
+    b'envunlock',
+    [],
+    _(b'ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envunlock(ui, repo, env, **opts):
+    """lift the freeze of an environment (see :hg:`envlock`)
+
+    Removes the freeze from every host of ENV, saying who had set it and
+    why.  Exits non-zero when a host could not be reached: it stays
+    frozen, and deploys stay refused.
+    """
+    return logic('freeze').envunlock(ui, repo, env)
+
+
+@command(
+    b'envexec',
+    [
+        (b'', b'host', b'', _(b'only this host'), _(b'HOST')),
+        (b'', b'role', b'', _(b'only the hosts of this role'), _(b'ROLE')),
+        (b'i', b'interactive', False,
+         _(b'an interactive session on one host (needs a terminal)')),
+    ],
+    _(b'[--host HOST | --role ROLE] [-i] ENV -- COMMAND [ARG]...'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envexec(ui, repo, env, *command, **opts):
+    """run a command on the hosts of an environment
+
+    Runs COMMAND in ``path`` on every host of ENV (or HOST, or the hosts
+    of ROLE) in parallel, with the environment's ``env.NAME`` values,
+    and prints its output line by line, prefixed by the host.  The values
+    named in ``secret`` are masked (``***``) in the output and the
+    journal.
+
+    Several arguments are quoted one by one, as every value the extension
+    sends; a single argument is a command line of your own and runs as
+    written (``hg envexec live -- 'python manage.py showmigrations |
+    grep -v X'``).  Put ``--`` before COMMAND, so that its options are
+    not read as hg's.
+
+    With -i, on one host and from a terminal, the command gets a terminal
+    of its own (a pty) and your keyboard, for ``manage.py shell`` or
+    ``createsuperuser``.
+
+    Each host's journal records the run (kind ``exec``): who, the command
+    with the secrets masked, its exit status.  No deploy lock is taken.
+
+    Exits 0 when the command succeeded on every host; with one host, its
+    exit status; otherwise 1.
+    """
+    return logic('envexec').envexec(
+        ui, repo, env, list(command), hostname=opts.get('host'),
+        role=opts.get('role'), interactive=opts.get('interactive'))
+
+
+@command(
     b'debugenvautodeploy',
     [(b'', key, b'', _(b"the push's %s, for the journal") % key)
      for key in (b'hook', b'source', b'url', b'pusher')],

@@ -28,8 +28,9 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import (config, direction, flow, heads, journal, migrationplan,
-               migrations, promotion, records, rollback, transfer)
+from . import (config, confirm, direction, flow, freeze, heads, journal,
+               migrationplan, migrations, promotion, records, rollback,
+               transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -88,6 +89,7 @@ class Deploy(Run):
         self.groupresults(results)
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
+            freeze.guard(self, results)
             direction.guard(self, results)
             refuseedits(self, results)
             migrationplan.plandeploy(self, results)
@@ -662,14 +664,15 @@ def newmigrations(repo, fromnode, tonode):
 def _lastdeploy(records):
     """The newest record that left its host deployed, or None."""
     for record in reversed(records):
-        if record.get('outcome') in journal.DEPLOYED:
+        if (record.get('outcome') in journal.DEPLOYED
+                and record.get('kind') != journal.EXEC):
             return record
     return None
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
               opts=None, trigger=None, force=False, redeploy=False,
-              untested=False, irreversible=False):
+              untested=False, irreversible=False, confirmed=False):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -682,6 +685,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     ``promotefrom`` refuses a changeset not tested there, unless
     ``untested`` (see promotion.py); this repository records what the run
     left on each host (records.py).
+    With ``ENV.confirm``, asks first (see confirm.py), unless a push
+    started it (``trigger``) or the caller asked already (``confirmed``).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -691,10 +696,14 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
         % (_(b'checking deploy of') if dryrun else _(b'deploying'),
            ctx, env.branch, env.name, env.describe())
     )
+    # Refusals that need no host come before the question.
+    untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
+    if not (dryrun or trigger or confirmed):
+        confirm.ask(ui, env, b'deploy', confirm.deployplan(env, ctx))
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force,
                  redeploy=redeploy, irreversible=irreversible)
-    deploying.untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
+    deploying.untested = untested
     results = deploying.run()
     records.fromrun(repo, deploying, results)
     status = report(ui, env, results, opts or {}, b'deploy')

@@ -20,7 +20,7 @@ from mercurial.i18n import _
 from mercurial import util
 from mercurial.utils import urlutil
 
-from . import config, hints, journal
+from . import config, freeze, hints, journal, lock
 from .hostread import (
     lastline, lockinfo, lockscript, onhosts, plural, prefixed, sections,
 )
@@ -90,7 +90,7 @@ class Reading:
         """``{section: (exit status, output)}``, in one round trip."""
         wanted, hg = self.wanted, self.hg
         self.session.enter()
-        parts = [(b'lock', lockscript()),
+        parts = [(b'lock', lockscript()), (b'freeze', lock.freezescript()),
                  (b'last', b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL)]
         if wanted.required:
             parts.append((b'required', missingscript(wanted.required)))
@@ -210,6 +210,17 @@ def _lock(r):
               b'--break-lock'))
 
 
+def _freeze(r):
+    if r.where != b'repo':
+        return _needsrepo()
+    frozen = freeze.shown(r.found[b'freeze'][1])
+    if not frozen:
+        return OK, _(b'not frozen'), None
+    return (FAILED, _(b'FROZEN %s') % frozen,
+            _(b"'hg envunlock %s' lifts it; until then every deploy and "
+              b'rollback is refused') % r.env.name)
+
+
 def _journal(r):
     if r.where != b'repo':
         return _needsrepo()
@@ -248,6 +259,7 @@ CHECKS = (
     (b'source', _source),
     (b'requiredfiles', _requiredfiles),
     (b'lock', _lock),
+    (b'freeze', _freeze),
     (b'journal', _journal),
     (b'workingcopy', _workingcopy),
 )

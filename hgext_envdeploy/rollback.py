@@ -25,8 +25,8 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import (config, flow, journal, migrationplan, migrations, records, stepenv,
-               transfer)
+from . import (config, confirm, flow, freeze, journal, migrationplan,
+               migrations, records, stepenv, transfer)
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -329,6 +329,7 @@ class Rollback(Run):
         try:
             self.foreach(results, lambda r: self.guarded(r, self._prepare),
                          _(b'reading'))
+            freeze.guard(self, results)
             proceed = self._agree(results)
             if proceed and not self.dryrun:
                 for phase, topic, which in flow.ROLLBACK:
@@ -503,6 +504,8 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
     if rev:
         # Revision numbers differ between repositories: send the full hash.
         node = logcmdutil.revsingle(repo, rev).hex()
+    if not dryrun:
+        confirm.ask(ui, env, b'rollback', confirm.rollbackplan(env, node, toid))
     rollingback = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
                    force=force, dryrun=dryrun, breaklock=breaklock)
     transfer.sender(rollingback, repo)  # transfer = push: what -r needs

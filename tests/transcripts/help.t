@@ -200,6 +200,17 @@ wording shows here, in review.
     are never journaled.  Masking finds the value as written: a step that
     transforms it (encodes it, splits it) is beyond its reach.
   
+  "confirm"
+    "true": "hg envdeploy", "hg envrollback" and "hg envmerge --deploy" show the
+    plan (changeset, branch, hosts) and ask you to type the environment's name;
+    anything else stops, nothing changed.  Without a terminal they abort, unless
+    "-y": Mercurial's "never prompt" option sets "ui.interactive" to false,
+    which is taken as the answer (so is "[ui] interactive = false", the same
+    setting; "--config ui.interactive=true" reads the answer from a piped
+    stdin).  envmerge asks before the merge, so a no leaves nothing merged or
+    pushed.  Push deploys are never asked: "autodeploy" is that decision.
+    Default "false".
+  
   The environments in the repository: .hgenvironments
   ===================================================
   
@@ -292,7 +303,33 @@ wording shows here, in review.
   fails (someone pushed to the branch meanwhile) keeps the merge commit here,
   named, and forces nothing.  "-n" shows the changesets and files to merge and
   whether the merge would conflict (tried in memory with an internal merge
-  tool).
+  tool). Without a terminal (stdin and stdout, and no "-y"), no merge tool that
+  waits for a user is started: unless "-t" names one, the merge (and the dry
+  run's prediction) uses the internal ":merge", and conflicts abandon the merge
+  as above.  On a terminal, Mercurial picks the tool as for "hg merge"
+  ("ui.merge", "[merge-tools]", "HGMERGE", vimdiff ...).
+  
+  Guardrails
+  ==========
+  
+  "hg envlock ENV -m REASON" freezes ENV: every host records (in
+  ".hg/envdeploy/freeze") who froze it, when and why, and every deploy and
+  rollback of ENV (the commands, "envmerge --deploy", push to deploy, background
+  deploys) is refused before any host changes, naming them, until "hg envunlock
+  ENV".  The freeze is read with the deploy lock, so a deploy that was waiting
+  for the lock is refused too; one already running finishes.  "--break-lock"
+  does not lift a freeze.  "hg envstatus" ("frozen" in "-T json") and "hg
+  envcheck" (check "freeze") show it.
+  
+  "hg envexec ENV [--host HOST | --role ROLE] -- COMMAND [ARG]..." runs a
+  command in "path" on the hosts (in parallel), with "env.NAME" exported and
+  "secret" values masked, its output prefixed by the host ("HOST: | LINE").
+  Several arguments are quoted one by one; a single one is your command line,
+  run as written.  Exit status 0 when every host succeeded; with one host, its
+  status; else 1.  "-i" gives one host's command a pty wired to your terminal
+  ("manage.py shell", "createsuperuser").  Each host's journal gets an "exec"
+  record (who, the command with secrets masked, the exit status); no lock is
+  taken.
   
   Where hg-evolve's "topic" extension is enabled, FEATURE may be a topic: its
   single head is merged (a branch or bookmark of the same name wins). envmerge
@@ -613,11 +650,15 @@ wording shows here, in review.
   
    envcheck      check that every host of an environment is ready for a deploy
    envdeploy     deploy the head of an environment's branch to its hosts
+   envexec       run a command on the hosts of an environment
+   envlock: freeze an environment
+                 refuse every deploy and rollback of it
    envlog        show the deploy history of an environment
    envrollback   return an environment to an earlier deployment
    envsetup      prepare the hosts of a new environment
    envstatus     show what is deployed on each host, and what the next deploy
                  brings
+   envunlock     lift the freeze of an environment (see 'hg envlock')
   
   Change manipulation:
   
