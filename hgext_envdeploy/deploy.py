@@ -43,7 +43,7 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil
 from mercurial.utils import urlutil
 
-from . import config, direction, heads, journal, migrations, rollback
+from . import config, direction, events, heads, journal, migrations, rollback
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -539,7 +539,7 @@ def _lastdeploy(records):
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None, trigger=None, force=False):
+              opts=None, trigger=None, force=False, via=None):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -548,6 +548,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     Without ``force``, a host that would go backwards stops the deploy
     before any change (see direction.py); the hooks never force.
     Raises error.Abort naming the failed hosts when any host failed.
+    The preenvdeploy and envdeploy hooks fire around it (events.py; ``via``
+    names a caller other than the command and the hooks: ``envmerge``).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -559,7 +561,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     )
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force)
-    return report(ui, env, deploying.run(), opts or {}, b'deploy')
+    return events.around(ui, repo, deploying, lambda results: report(
+        ui, env, results, opts or {}, b'deploy'), via)
 
 
 def batches(items, serial):

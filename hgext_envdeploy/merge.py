@@ -117,6 +117,7 @@ def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
     if deploy:
         return deploymod.deployenv(
             ui, repo, env.name, rev=nodemod.hex(node) if node else None,
+            via=b'envmerge',
         )
     return 0
 

@@ -25,7 +25,7 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import config, journal, migrations
+from . import config, events, journal, migrations
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -488,12 +488,16 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
         node = logcmdutil.revsingle(repo, rev).hex()
     rollingback = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
                    force=force, dryrun=dryrun, breaklock=breaklock)
-    results = rollingback.run()
-    if rollingback.disagree:
-        raise error.Abort(
-            _(b'hosts disagree on the deployment to return to: %s')
-            % b', '.join(b'%s -> %s' % (r.host.name, r.tonode[:12])
-                         for r in results if r.tonode),
-            hint=_(b'nothing was changed; use --force to return each host '
-                   b'to its own previous deployment, or pick one with -r'))
-    return report(ui, env, results, opts or {}, b'rollback')
+    def verdict(results):
+        if rollingback.disagree:
+            raise error.Abort(
+                _(b'hosts disagree on the deployment to return to: %s')
+                % b', '.join(b'%s -> %s' % (r.host.name, r.tonode[:12])
+                             for r in results if r.tonode),
+                hint=_(b'nothing was changed; use --force to return each '
+                       b'host to its own previous deployment, or pick one '
+                       b'with -r'))
+        return report(ui, env, results, opts or {}, b'rollback')
+
+    # Between the preenvrollback and envrollback hooks.
+    return events.around(ui, repo, rollingback, verdict)
