@@ -119,6 +119,11 @@ def fire(ui, repo, name, args, throw=False):
     try:
         hook.hook(ui, repo, name, throw=throw, **_strkeys(args))
     except Exception as exc:
+        if not throw and isinstance(exc, error.Abort):
+            # A hook that cannot even load (HookLoadError, whatever
+            # throw says): the run's outcome, already on the hosts, stands.
+            ui.warn(_(b'warning: %s\n') % exc.message)
+            return
         if not throw:
             raise
         if not isinstance(exc, error.Abort):

@@ -141,11 +141,15 @@ def test_envdeploy_gets_the_failure_and_its_hook_only_warns(hgenv, central_repo,
     text, shell, _python = hooks(tmp_path, "envdeploy")
     hgenv.write_hgrc(central_repo, text + environment(
         "staging", path=site, check="test ! -f broken") +
-        "[hooks]\nenvdeploy.zfails = exit 1\n")
+        "[hooks]\nenvdeploy.zfails = exit 1\n"
+        "envdeploy.zbroken = python:nosuchmodule.hook\n")
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
-    # A failing after hook warns; the deploy's exit status is the deploy's.
+    # A failing after hook warns, as does one that cannot load; the deploy's
+    # exit status is the deploy's.
     assert r.rc == 0, r.text
     assert "warning: envdeploy.zfails hook exited with status 1" in r.err
+    assert ('warning: envdeploy.zbroken hook is invalid: import of "nosuchmodule" '
+            'failed') in r.err
     first = parent(hgenv, site)
     broken = commit_on(hgenv, central_repo, "staging", "broken", add_file("broken"))
 
