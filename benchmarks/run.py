@@ -243,6 +243,13 @@ class Bench:
         for i in range(4 * self.reps["fleet"] + 2):
             self.fleet.append(self.commit(f"fleet {i}", lambda r, i=i: _write(
                 r, "version.txt", f"fleet {i}\n")))
+        # Branch "xfer": a code change per changeset (item 6).
+        self.hg("update", "-q", self.base)
+        self.hg("branch", "-q", "xfer")
+        self.xfer = []
+        for i in range(4 * self.reps["xfer"] + 2):
+            self.xfer.append(self.commit(f"xfer {i}", lambda r, i=i: _write(
+                r, "version.txt", f"xfer {i}\n")))
         self.hg("update", "-q", "default")
 
         self.paths = {name: os.path.join(self.sshd.mount, name, "project")
@@ -267,6 +274,11 @@ class Bench:
             "fleet1": dict(hosts=spec(h0), path=self.paths["fleet1"], branch="fleet",
                            reload=FLEET_RELOAD),
         }
+        # Item 6: the same targets, changesets pulled by them or sent to them.
+        for transfer in ("pull", "push"):
+            envs[f"xfer{transfer}"] = dict(envs["fleet"], branch="xfer", transfer=transfer)
+            envs[f"xfer1{transfer}"] = dict(envs["fleet1"], branch="xfer",
+                                            transfer=transfer)
         with open(os.path.join(self.central, ".hg", "hgrc"), "a") as f:
             f.write(f"[envdeploy]\nknownhosts = {self.known_hosts}\n"
                     f"identity = {self.key}\nsshconfig = /dev/null\n"
@@ -780,10 +792,35 @@ def probe_netem():
     return f"not available (`tc qdisc add dev lo root netem ...`: {r.stderr.strip()})"
 
 
+def item6(bench):
+    """transfer = push against pull, 32 hosts and 1 host, a new changeset each."""
+    hosts = bench.hosts
+    nodes = list(bench.xfer)
+
+    def deploy(env, node, on):
+        return bench.measure(on, lambda: _changed(
+            bench.envdeploy(env, "--force", "-r", node)))
+
+    runs = {k: [] for k in ("push", "pull", "push1", "pull1")}
+    deploy("xferpush", nodes.pop(0), hosts)  # warm-up
+    deploy("xfer1push", nodes.pop(0), hosts[:1])
+    for i in range(bench.reps["xfer"]):
+        batch = [nodes.pop(0) for _ in range(4)]
+        order = [("push", "xferpush", hosts), ("pull", "xferpull", hosts),
+                 ("push1", "xfer1push", hosts[:1]), ("pull1", "xfer1pull", hosts[:1])]
+        if i % 2:
+            order.reverse()
+        for (what, env, on), node in zip(order, batch):
+            runs[what].append(deploy(env, node, on))
+    bench.row("6", f"{len(hosts)} hosts: transfer = push / pull", runs["push"],
+              runs["pull"], 1.1)
+    bench.row("6a", "1 host: transfer = push / pull", runs["push1"], runs["pull1"], 1.1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", default="1,2,3,4,5,rt,latency,breakdown",
+    parser.add_argument("--only", default="1,2,3,4,5,6,rt,latency,breakdown",
                         help="comma-separated items to run (default: all)")
     parser.add_argument("--readme", choices=["auto", "yes", "no"], default="auto",
                         help="write the results into benchmarks/README.md "
@@ -796,9 +833,11 @@ def main():
     if missing:
         sys.exit(f"bench: cannot run: {missing}")
     if args.quick:
-        reps = dict(one=3, latency=2, change=3, fleet=1, serial=1, version=10, trace=1)
+        reps = dict(one=3, latency=2, change=3, fleet=1, serial=1, version=10, trace=1,
+                    xfer=1)
     else:
-        reps = dict(one=9, latency=5, change=7, fleet=3, serial=1, version=30, trace=3)
+        reps = dict(one=9, latency=5, change=7, fleet=3, serial=1, version=30, trace=3,
+                    xfer=3)
     fabric_version = ensure_fabric() if "3" in only else None
     netem = probe_netem()
     print(f"bench: tc netem {netem}", flush=True)
@@ -828,6 +867,8 @@ def main():
             item4(bench)
         if "5" in only and "3" in only:
             item5(bench)
+        if "6" in only:
+            item6(bench)
         if "breakdown" in only:
             breakdown(bench)
     finally:
@@ -843,7 +884,8 @@ def main():
             "counted.")
     text = report(bench, args, netem, time.perf_counter() - started)
     print("\n" + text)
-    full = only >= {"1", "2", "3", "4", "5", "rt", "latency", "breakdown"} and not args.quick
+    full = (only >= {"1", "2", "3", "4", "5", "6", "rt", "latency", "breakdown"}
+            and not args.quick)
     if args.readme == "yes" or (args.readme == "auto" and full):
         update_readme(text)
         print(f"bench: results written to {README}")

@@ -22,6 +22,16 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 say "A central repository with a Django project, branches staging and live"
 hg init central
 cp -R "$here/demo/project/." central/
+# How every environment deploys, versioned with the code.
+cat > central/.hgenvironments <<'ENVS'
+[envdeploy]
+migrate = python manage.py migrate --noinput
+check = python manage.py check
+
+[environments]
+staging.reload = touch mysite/wsgi.py
+live.reload = touch mysite/wsgi.py
+ENVS
 ( cd central && hg add -q && hg commit -qm "initial project"
   hg branch -q staging && hg commit -qm "create staging"
   hg update -q default && hg branch -q live && hg commit -qm "create live"
@@ -32,19 +42,14 @@ say "The environments' sites: clones of the central repository (hg clone -U)"
 run hg clone -q -U central staging-site
 run hg clone -q -U central live-site
 
-say "The environments, in the central repository's .hg/hgrc (local: no hosts)"
+say "The environments: commands in the tracked .hgenvironments, where this machine keeps the sites in .hg/hgrc (local: no hosts)"
+run cat central/.hgenvironments
 cat >> central/.hg/hgrc <<HGRC
-[envdeploy]
-migrate = python manage.py migrate --noinput
-check = python manage.py check
-
 [environments]
 staging.path = $work/staging-site
-staging.reload = touch mysite/wsgi.py
 live.path = $work/live-site
-live.reload = touch mysite/wsgi.py
 HGRC
-sed -n '/^\[envdeploy\]/,$p' central/.hg/hgrc
+sed -n '/^\[environments\]/,$p' central/.hg/hgrc
 cd central
 
 say "Deploy staging: update, migrate on SQLite, reload, check"

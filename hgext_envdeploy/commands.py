@@ -32,6 +32,11 @@ def logic(name):
         return importlib.import_module('.' + name, __package__)
 
 
+def withrepofile(ui, repo, hook=False):
+    """``ui`` with the repository's ``.hgenvironments`` under its hgrc."""
+    return logic('repofile').attach(ui, repo, hook)
+
+
 # The options of every command that changes hosts.
 changeopts = (
     [(b'', b'break-lock', False,
@@ -49,9 +54,11 @@ changeopts = (
          _(b'check everything a deploy needs, change nothing (as envcheck)')),
         (b'f', b'force', False,
          _(b'deploy even when a host would go backwards')),
+        (b'', b'redeploy', False,
+         _(b'run every step, also on a host already at the changeset')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [--redeploy] [-n | --check] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -91,13 +98,14 @@ def envdeploy(ui, repo, env, **opts):
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
+    ui = withrepofile(ui, repo)
     if opts.get('check'):
         return logic('preflight').envcheck(
             ui, repo, env, rev=opts.get('rev'), opts=pycompat.byteskwargs(opts))
     return logic('deploy').deployenv(
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
-        force=opts.get('force'),
+        force=opts.get('force'), redeploy=opts.get('redeploy'),
     )
 
 
@@ -140,6 +148,7 @@ def envrollback(ui, repo, env, **opts):
     With -n/--dry-run, show per host which migrations would be unapplied, in
     which order, and the target changeset; change nothing.
     """
+    ui = withrepofile(ui, repo)
     return logic('rollback').rollbackenv(
         ui, repo, env, rev=opts.get('rev'), toid=opts.get('to'),
         migration=opts.get('migration'), force=opts.get('force'),
@@ -192,6 +201,7 @@ def envmerge(ui, repo, feature, **opts):
     envname = opts.get('into')
     if not envname:
         raise error.InputError(_(b'which environment? use --into ENV'))
+    ui = withrepofile(ui, repo)
     return logic('merge').envmerge(
         ui, repo, feature, envname, message=opts.get('message'),
         user=opts.get('user'), tool=opts.get('tool'),
@@ -232,6 +242,7 @@ def envstatus(ui, repo, *envs, **opts):
     Exits 0 whatever the hosts' state; non-zero only when the command
     itself cannot run (unknown environment, configuration error).
     """
+    ui = withrepofile(ui, repo)
     return logic('status').envstatus(ui, repo, list(envs),
                                      pycompat.byteskwargs(opts))
 
@@ -261,6 +272,7 @@ def envlog(ui, repo, env, **opts):
     ``duration``, ``patch``, ``rollback``).
     """
     opts = pycompat.byteskwargs(opts)
+    ui = withrepofile(ui, repo)
     return logic('envlog').envlog(ui, repo, env, limit=opts.get(b'limit'),
                                   hostname=opts.get(b'host'), opts=opts)
 
@@ -285,6 +297,7 @@ def envsetup(ui, repo, env, **opts):
     -n/--dry-run, say what it would do.  Exits non-zero when a host still
     needs attention.
     """
+    ui = withrepofile(ui, repo)
     return logic('provision').envsetup(ui, repo, env,
                                        dryrun=opts.get('dry_run'))
 
@@ -309,6 +322,7 @@ def envcheck(ui, repo, env, **opts):
 
     Exits 1 when a check failed.
     """
+    ui = withrepofile(ui, repo)
     return logic('preflight').envcheck(ui, repo, env,
                                        opts=pycompat.byteskwargs(opts))
 
@@ -331,5 +345,8 @@ def debugenvautodeploy(ui, repo, env, node, **opts):
     """
     # Field names are str in journal records (see journal.py).
     trigger = {k: v for k, v in opts.items() if v}
+    # Run for a push, in the central repository: a push's file is trusted
+    # as the hook trusts it.
+    ui = withrepofile(ui, repo, hook=True)
     return int(logic('hooks').autodeploy(ui, repo, env, node,
                                          trigger or None))

@@ -19,6 +19,7 @@ of a value it cannot take.  The rest of the extension reads
 import bisect
 import os
 import re
+import weakref
 
 from mercurial.i18n import _
 from mercurial import config as configmod, error, registrar
@@ -28,6 +29,8 @@ configtable = {}
 configitem = registrar.configitem(configtable)
 
 ONFAILURE = (b'rollback', b'stop')
+ONEDITS = (b'save', b'refuse')
+TRANSFERS = (b'pull', b'push')  # how changesets reach a target (transfer.py)
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
 BACKGROUND = b'background'  # autodeploy: deploy detached from the push
 MIGRATE_ALL = b'all'
@@ -89,6 +92,36 @@ def _positive(value):
     return value
 
 
+def _seconds(value):
+    """Seconds, 0 or more, fractions allowed; empty is 0.
+
+    >>> _seconds(b'30'), _seconds(b' 0.5 '), _seconds(b''), _seconds(0)
+    (30.0, 0.5, 0.0, 0)
+    >>> for bad in (b'-1', b'nan', b'inf', b'soon'):
+    ...     try:
+    ...         _seconds(bad)
+    ...     except ValueError:
+    ...         print('refused', bad.decode())
+    refused -1
+    refused nan
+    refused inf
+    refused soon
+    """
+    if isinstance(value, bytes):
+        value = float(value.strip() or b'0')  # ValueError when no number
+    if not value >= 0 or value == float('inf'):
+        raise ValueError(value)
+    return value
+
+
+def _interval(value):
+    """Seconds between tries: more than 0."""
+    value = _seconds(value)
+    if not value > 0:
+        raise ValueError(value)
+    return value
+
+
 def _serial(value):
     """Hosts per batch, N or N%; empty (all at once) stays b''."""
     value = value.strip()
@@ -133,6 +166,11 @@ ENV_KEYS = {
     b'migrate': _Key(b''),
     b'reload': _Key(b''),
     b'check': _Key(b''),
+    # Seconds the check is tried for (0: once), and between tries.
+    b'check.timeout': _Key(0, _parsed(_seconds),
+                           _(b'a number of seconds (0: one try)')),
+    b'check.interval': _Key(2, _parsed(_interval),
+                            _(b'a number of seconds, more than 0')),
     b'hg': _Key(None),  # 'hg' on a remote host, this hg for a local environment
     b'identity': _Key(b''),
     # Lend the target our ssh-agent (hg pull).
@@ -169,7 +207,26 @@ ENV_KEYS = {
     b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
     b'secret': _Key(list, _list),  # names of env.NAME values never shown
     b'migrateon': _Key(b''),  # host or role migrating the one database; or all
+    # Manual edits on a host: saved as a patch, or the deploy refused.
+    b'onedits': _Key(
+        b'save',
+        _parsed(_oneof(ONEDITS)),
+        _(b'use one of: %s') % b', '.join(ONEDITS),
+        _(b"unknown onedits mode '%(value)s'"),
+    ),
+    # The target pulls from source, or we send what it lacks (transfer.py).
+    b'transfer': _Key(
+        b'pull',
+        _parsed(_oneof(TRANSFERS)),
+        _(b'use one of: %s') % b', '.join(TRANSFERS),
+        _(b"unknown transfer mode '%(value)s'"),
+    ),
 }
+# The user's steps around update, migrate, reload and check (flow.py).
+USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
+                      for step in (b'update', b'migrate', b'reload', b'check')
+                      for when in (b'before', b'after'))
+ENV_KEYS.update((key, _Key(b'')) for key in USERSTEP_KEYS)
 
 _POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')
 
@@ -193,6 +250,8 @@ GLOBAL_KEYS = {
     b'cmdserver': _Key(True, _bool, _BOOL_HINT),
     # What the changegroup hook deploys.
     b'autodeploy.sources': _Key(lambda: [b'serve', b'push'], _list),
+    # Let a pushed .hgenvironments decide hosts, paths, keys (repofile.py).
+    b'trustrepofile': _Key(False, _bool, _BOOL_HINT),
 }
 
 _KEYS = {**ENV_KEYS, **GLOBAL_KEYS}
@@ -211,7 +270,8 @@ _ROLE_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
 # ``state`` would make ``migrate.state`` ambiguous the day migrate takes a
 # role), ``env`` (ENV.env.NAME) and ``all`` (migrateon = all).
 _RESERVED_ROLES = frozenset(
-    [k.split(b'.', 1)[1] for k in ENV_KEYS if b'.' in k]
+    [k.split(b'.', 1)[1] for k in ENV_KEYS
+     if b'.' in k and k not in USERSTEP_KEYS]
     + [b'env', b'all', b'sources'])
 
 # ``ENV.env.NAME = VALUE``: exported to everything run on the targets.
@@ -290,6 +350,8 @@ class Environment:
         migraterollback=b'',
         reload=b'',
         check=b'',
+        checktimeout=0,
+        checkinterval=2,
         roles=None,
         onfailure=b'rollback',
         serial=b'',
@@ -302,6 +364,9 @@ class Environment:
         secret=(),
         migrateon=None,
         migrateall=False,
+        onedits=b'save',
+        usersteps=None,
+        transfer=b'pull',
     ):
         self.name = name
         self.hosts = hosts
@@ -317,6 +382,8 @@ class Environment:
         self.migraterollback = migraterollback
         self.reload = reload
         self.check = check
+        self.checktimeout = checktimeout  # seconds the check is tried for
+        self.checkinterval = checkinterval
         self.roles = roles or {}  # (key, role) -> value, of ENV.KEY.ROLE
         self.onfailure = onfailure
         self.serial = serial
@@ -334,7 +401,10 @@ class Environment:
         # The host migrating the one database (migrateon), unless every
         # host migrates its own.
         self.migrateall = migrateall
+        self.onedits = onedits
+        self.usersteps = usersteps or {}  # before.STEP/after.STEP: command
         self.migrateon = None if migrateall else (migrateon or hosts[0])
+        self.transfer = transfer  # pull, or push (transfer.py)
 
     @property
     def islocal(self):
@@ -349,6 +419,8 @@ class Environment:
                 return own
         commands = {b'migrate': self.migrate, b'reload': self.reload,
                     b'check': self.check}
+        if name not in commands:
+            return self.usersteps.get(name) or b''  # before.STEP, after.STEP
         return commands[name] or b''
 
     def migrationhost(self, host):
@@ -483,8 +555,31 @@ def _configerror(msg, source=b'', hint=None):
     return error.ConfigError(msg, hint=hint)
 
 
+# A ui whose environments each read the .hgenvironments of their own
+# branch head (repofile.Heads): ui -> that provider.
+_PERENV = weakref.WeakKeyDictionary()
+
+
+def perenv(ui, provider):
+    """Make ``ui`` read environment NAME from ``provider.forenv(NAME)``
+    (a ui) and the names from ``provider.names()``."""
+    _PERENV[ui] = provider
+
+
+def envui(ui, name):
+    """The ui that environment ``name`` is read from (``ui`` itself but
+    for a ui given to :func:`perenv`)."""
+    provider = _PERENV.get(ui)
+    if provider is None or name is None:
+        return ui
+    return provider.forenv(name)
+
+
 def envnames(ui):
     """The environment names declared in [environments], in order."""
+    provider = _PERENV.get(ui)
+    if provider is not None:
+        return provider.names()
     names = []
     for key, value in ui.configitems(b'environments'):
         name = key.split(b'.', 1)[0]
@@ -512,6 +607,7 @@ def _where(ui, name, key):
 def envsource(ui, name, key):
     """Where :func:`envconfig` reads ``ENV.KEY`` from (``file:line``), or
     b'' for its default."""
+    ui = envui(ui, name)
     return _source(ui, *_where(ui, name, key))
 
 
@@ -524,6 +620,7 @@ def envconfig(ui, name, key):
     environment, and what to write instead.
     """
     spec = _KEYS[key]
+    ui = envui(ui, name)
     section, item = _where(ui, name, key)
     try:
         return spec.read(ui, section, item)
@@ -607,6 +704,7 @@ def _checkrepeats(ui, section, keys, cache):
 def load(ui, name):
     """Return the :class:`Environment` called ``name``, validated."""
     _checkname(ui, name)
+    ui = envui(ui, name)
     environ, roles = _readkeys(ui, name)
 
     def get(key):
@@ -653,6 +751,7 @@ def load(ui, name):
         secret=secret,
         migrateon=migrateon,
         migrateall=migrateon is None,
+        usersteps={key: get(key) for key in USERSTEP_KEYS if get(key)},
         # hooks.mode() reads autodeploy on push; a typo is better found
         # here too, as every other key's.
         **{_ATTRIBUTES.get(key, key.decode('ascii')): get(key)
@@ -663,11 +762,14 @@ def load(ui, name):
 # Keys that go into Environment as they are read (attribute names for the
 # dotted ones).
 _ATTRIBUTES = {b'migrate.state': 'migratestate',
-               b'migrate.rollback': 'migraterollback'}
+               b'migrate.rollback': 'migraterollback',
+               b'check.timeout': 'checktimeout',
+               b'check.interval': 'checkinterval'}
 _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
-               b'check', b'onfailure', b'maxfail', b'requiredfiles',
-               b'localsettings', b'autodeploy', b'protect')
+               b'check', b'check.timeout', b'check.interval', b'onfailure',
+               b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
+               b'protect', b'onedits', b'transfer')
 
 
 def _checkname(ui, name):
@@ -709,7 +811,12 @@ def _readkeys(ui, name):
             environ[_envvar(ui, b'environments', key, sub)] = value
             continue
         base, dot, role = sub.partition(b'.')
-        if dot and base in ROLE_KEYS:
+        if base in (b'before', b'after'):
+            # before.STEP.ROLE: the key is two words.
+            step, dot, role = role.partition(b'.')
+            base = b'%s.%s' % (base, step)
+        if (dot and (base in ROLE_KEYS or base in USERSTEP_KEYS)
+                and sub not in ENV_KEYS):
             roles[(base, _rolename(ui, key, role))] = value
             continue
         if sub not in ENV_KEYS:

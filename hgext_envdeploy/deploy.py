@@ -5,45 +5,31 @@
 # This software may be used and distributed according to the terms of the
 # GNU General Public License version 2 or any later version.
 
-"""A deploy, in the order a reader can follow on one screen.
+"""A deploy, as :mod:`.flow` lists its steps.
 
-:data:`FLOW` is the deploy, phase by phase; every phase runs on its hosts in
-parallel, over the one shell session each host has for the whole run::
-
-  reach    every host: connect, enter path, lock, read the state
-           (nothing changes anywhere until every host was reached)
-  begin    every host of the batch: save manual edits (and untracked
-           files the update would overwrite), pull
-  migrate  the migration host (``migrateon``): update, read the migration
-           state with the new code, migrate -- once per database
-  update   the other hosts of the batch: update
-
-Each update journals the run as begun first, from its own ``preupdate``
-hook: written ahead, so that a lost session leaves a record.
-  publish  every host of the batch: reload, check
-
-then, once every started host has finished (so that the verdict is known
-everywhere)::
-
-  undo     if the deploy failed: the migrations back once, on the
-           migration host with the new code still there; then the code on
-           every host it had changed; reload and check
-  end      journal the outcome, unlock
+Every phase runs on its hosts in parallel, over the one shell session each
+host has for the whole run; :class:`Deploy` walks :data:`.flow.PHASES` and
+:data:`.flow.STEPS`, and a layout (:class:`InPlace`: ``path`` is the
+working copy that serves) carries out each step.  The dry run lists the
+same steps with the commands they would run.
 
 Hosts go in batches of ``serial`` (the migration host in the first one).
 When a step fails on a host, no new host starts; a failed migration stops
-the deploy whatever ``maxfail`` says (its database is shared).  The
-changeset is resolved once, locally, before any host starts: every host
-ends at the same changeset, even if someone pushes meanwhile.
+the deploy whatever ``maxfail`` says (its database is shared).  Then the
+failure path (:data:`.flow.UNDO`) puts back what must go back, and every
+host journals its outcome and is unlocked.  The changeset is resolved
+once, locally, before any host starts: every host ends at the same
+changeset, even if someone pushes meanwhile.
 """
 
 import threading
 
 from mercurial.i18n import _
-from mercurial import error, logcmdutil
+from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import config, direction, events, heads, journal, migrations, rollback
+from . import (config, direction, events, flow, heads, journal, migrations,
+               rollback, transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -66,15 +52,6 @@ def resolve(repo, env, rev=None):
         repo, env, _(b"merge them first ('hg merge'), or deploy one with -r"))
 
 
-# The deploy, per batch of hosts: (phase, progress topic, which hosts).
-FLOW = (
-    (b'begin', _(b'preparing'), 'all'),
-    (b'migrate', _(b'migrating'), 'migrators'),
-    (b'update', _(b'updating'), 'others'),
-    (b'publish', _(b'reloading'), 'all'),
-)
-
-
 class Deploy(Run):
     """Deploy ``ctx`` to every host of ``env``."""
 
@@ -85,12 +62,14 @@ class Deploy(Run):
     hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
-                 breaklock=False, trigger=None, force=False):
+                 breaklock=False, trigger=None, force=False, redeploy=False):
         super().__init__(ui, env, settings, dryrun, breaklock)
         self.repo = repo
         self.trigger = trigger
         self.force = force
+        self.redeploy = redeploy
         self.node = ctx.hex()
+        self.layout = InPlace()
         self._failures = 0
         self._countlock = threading.Lock()
         self.stopped = threading.Event()
@@ -107,6 +86,7 @@ class Deploy(Run):
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
             direction.guard(self, results)
+            refuseedits(self, results)
             # In this thread, once per revision the hosts are at: the
             # repository is not for several threads at once.
             self._touched = {
@@ -114,15 +94,20 @@ class Deploy(Run):
                     self.repo, self.env, r.state.parent, self.node)
                 for r in results if r.state is not None
             }
-            if not self.dryrun:
+            if self.dryrun:
+                self._new = {parent: newmigrations(self.repo, parent,
+                                                   self.node)
+                             for parent in self._touched}
+                self.foreach([r for r in results if r.outcome == b'prepared'],
+                             lambda r: self.guarded(r, self._plan),
+                             _(b'planning'))
+            else:
                 for batch in batches(self.migratorsfirst(results),
                                      self.env.serial):
-                    for phase, topic, which in FLOW:
-                        hosts = self.select(batch, which)
-                        work = getattr(self, '_' + phase.decode('ascii'))
-                        self.foreach(hosts,
-                                     lambda r, w=work, p=phase: self._step(
-                                         r, w, p), topic)
+                    for phase, topic, which in flow.PHASES:
+                        self.foreach(self.select(batch, which),
+                                     lambda r, p=phase: self._step(r, p),
+                                     topic)
             stopped = self.stopped.is_set()
             self._undo(results, stopped)
             self.foreach(results, self._end, _(b'finishing'))
@@ -150,7 +135,7 @@ class Deploy(Run):
         self.guarded(result, self._reach)
         self._counted(result)
 
-    def _step(self, result, work, phase):
+    def _step(self, result, phase):
         """One phase on one host, if the host is still deploying."""
         if result.outcome == b'prepared':
             if self.stopped.is_set() or self.cancel.is_set():
@@ -169,12 +154,36 @@ class Deploy(Run):
                 result.message = _(b'nothing changed: the deploy stopped')
             return  # a changed host waits for the verdict (see _undo)
         if self.cancel.is_set():
-            result.current = result.current or b'begin'
+            result.current = result.current or phase
             result.fail(result.current, _(b'interrupted before this step'))
             result.outcome = b'interrupted'
             return
-        self.guarded(result, work)
+        self.guarded(result, lambda r: self._phase(r, phase))
         self._counted(result)
+
+    def _phase(self, result, phase):
+        """The steps of ``phase`` on one host, in order (see flow.py)."""
+        for index, step in enumerate(self.steps(result, phase)):
+            if index and self.cancel.is_set():
+                result.current = step.name
+                raise Interrupted()
+            if result.outcome != b'pending':
+                return
+            self.layout.run(self, result, step)
+        if phase == flow.PHASES[-1][0] and result.outcome == b'pending':
+            result.outcome = b'unchanged' if result.converged else b'ok'
+            if self.migrator(result) is not result:
+                result.migrations.update(self.migrator(result).migrations)
+
+    def steps(self, result, phase=None):
+        """The steps ``result``'s host runs (in ``phase``), in order."""
+        out = []
+        for name, topic, which in flow.PHASES:
+            if phase not in (None, name) or not self.select([result], which):
+                continue
+            out.extend(s for s in flow.phasesteps(name)
+                       if s.converged or not result.converged)
+        return out
 
     def blocked(self, result):
         """Why ``result``'s host must not take the new code, or None: its
@@ -189,21 +198,21 @@ class Deploy(Run):
                  b'migrate') % migrator.host.name
 
     def _reach(self, result):
-        """Connect, lock, read the state; print the plan on a dry run."""
+        """Connect, lock, read the state; whether the host is deployed."""
         session = self.open(result)
         if session is None:
             return
-        result.state = session.readstate(self.node)
-        result.fromnode = result.state.parent
-        result.dirty = result.state.dirty
+        result.state = state = session.readstate(self.node)
+        result.fromnode = state.parent
+        result.dirty = state.dirty
         result.tonode = self.node
-        if self.dryrun:
-            steps = self._stepscripts(session, result.state.present,
-                                      self.migrator(result) is result)
-            self._sayplan(result, [(n, s and session.display(s))
-                                for n, s in steps])
-        else:
-            result.outcome = b'prepared'
+        result.outcome = b'prepared'
+        if (state.present and state.parent == self.node and not state.dirty
+                and not self.redeploy and self._deployedhere(session)):
+            # Converge: nothing to change, but the health check runs.
+            self.say(result.host, _(b'already at %s') % self.node[:12])
+            result.converged = True
+            result.migrations.update(self.carried(session))
 
     def _record(self, result):
         """The journal record, or None when there is nothing to say."""
@@ -212,59 +221,22 @@ class Deploy(Run):
             return None
         return self.record(result)
 
-    def _stepscripts(self, session, have, migrator=True):
-        """The steps as (name, script); None for a step not configured."""
-        pull = None
-        if not have:
-            pull = (b'pull', b'-r', self.node)
-            if self.env.source:
-                pull += (b'--', self.env.source)
-        migrate = session.command(b'migrate') if migrator else None
-        return [
-            (b'pull', pull),
-            (b'update', session.update(self.node)),
-            (b'migrate', migrate),
-            (b'reload', session.command(b'reload')),
-            (b'check', session.command(b'check')),
-        ]
+    # -- what the layout's steps share
 
-    # -- the phases of FLOW, each on one host
+    def pullfailed(self, exc):
+        """``exc`` of a failed pull, told as the user can act on it."""
+        if b'unknown revision' in exc.output:
+            exc.message = (_(b'changeset %s is not in the source')
+                           % self.node[:12])
+            exc.hint = (_(b'push it there first (hg push -r %s)')
+                        % self.node[:12])
+        return exc
 
-    def _begin(self, result):
-        """Save what the update would discard; pull."""
+    def migrate(self, result, script):
+        """On the migration host, after the update: migrate the database,
+        reading the migration state around it."""
         session = result.session
         host = result.host
-        state = result.state
-        if (state.present and state.parent == self.node and not state.dirty
-                and self._deployedhere(session)):
-            # Converge: nothing to change, but the health check runs.
-            self.say(host, _(b'already at %s') % self.node[:12])
-            result.converged = True
-            result.migrations.update(self.carried(session))
-            return
-        pull = self._stepscripts(session, state.present)[0][1]
-        session.saveedits(result, self.id, self.repo)  # before the update
-        if pull is not None:
-            try:
-                session.step(result, b'pull', pull, self.printer(host))
-            except StepFailed as exc:
-                if b'unknown revision' in exc.output:
-                    exc.message = (_(b'changeset %s is not in the source')
-                                   % self.node[:12])
-                    exc.hint = (_(b'push it there first (hg push -r %s)')
-                                % self.node[:12])
-                raise
-
-    def _migrate(self, result):
-        """On the migration host: update, then migrate the database."""
-        if result.converged:
-            return
-        self._update(result)
-        session = result.session
-        host = result.host
-        script = session.command(b'migrate')
-        if script is None or result.outcome != b'pending':
-            return
         found = result.migrations
         found['on'] = host.spec
         carried = self.carried(session)
@@ -320,16 +292,12 @@ class Deploy(Run):
             listing = None
         found['after'] = listing and migrations.latest(listing)
 
-    def _update(self, result):
+    def update(self, result, script):
         """hg update, its hook journaling the run as begun (written ahead)."""
-        if result.converged:
-            return
         session = result.session
         result.begun = True  # the end line follows whatever happens
         try:
-            session.step(result, b'update',
-                         session.update(self.node, self.header(result)),
-                         self.printer(result.host))
+            session.step(result, b'update', script, self.printer(result.host))
         except StepFailed as exc:
             if _HOOKFAILED in exc.output:
                 # Its hook could not write ahead: the update never began.
@@ -338,21 +306,6 @@ class Deploy(Run):
                 exc.message = _(b'could not write the journal: nothing '
                                 b'changed')
             raise
-
-    def _publish(self, result):
-        """Reload and check (only check on a host already deployed)."""
-        session = result.session
-        names = (b'check',) if result.converged else (b'reload', b'check')
-        for name in names:
-            if self.cancel.is_set():
-                result.current = name
-                raise Interrupted()
-            script = session.command(name)
-            if script is not None:
-                session.step(result, name, script, self.printer(result.host))
-        result.outcome = b'unchanged' if result.converged else b'ok'
-        if self.migrator(result) is not result:
-            result.migrations.update(self.migrator(result).migrations)
 
     # -- reading the journal read with the lock
 
@@ -393,13 +346,21 @@ class Deploy(Run):
             return {} if after is None else {'after': after}
         return {}
 
-    def _sayplan(self, result, steps):
+    # -- the dry run: the same steps, said instead of done
+
+    def _plan(self, result):
+        """Say what the real run would do on this host, step by step."""
+        session = result.session
         host = result.host
-        self.say(host, _(b'at %s%s, would deploy %s')
-                 % (result.fromnode and result.fromnode[:12] or b'(empty)',
-                    _(b' with %d edited files') % len(result.dirty)
-                    if result.dirty else b'',
-                    self.node[:12]))
+        at = result.fromnode and result.fromnode[:12] or b'(empty)'
+        changed, untracked = [], []
+        if result.converged:
+            self.say(host, _(b'at %s, deployed there: would only check')
+                     % at)
+        else:
+            changed, untracked = session.losses(result, self.repo)
+            self.say(host, _(b'at %s%s, would deploy %s')
+                     % (at, _edited(result.dirty), self.node[:12]))
         environ = self.env.environ
         if environ:
             # Secrets go before quoting: quoted, a value is no longer found.
@@ -407,20 +368,62 @@ class Deploy(Run):
                 b'%s=%s' % (k, config.MASK if k in self.env.secret
                             else quote(v))
                 for k, v in sorted(environ.items())))
-        for name, script in steps:
+        planned = []
+        for step in self.steps(result):
+            name = step.name
+            if name == b'edits':
+                if changed:
+                    self.say(host, _(b'  edits: would save %s as a patch and '
+                                     b'discard them from the working copy')
+                             % b', '.join(changed))
+                if untracked:
+                    self.say(host, _(b'  edits: would move aside untracked '
+                                     b'%s (the update would overwrite them)')
+                             % b', '.join(untracked))
+                continue
+            script = self.layout.script(self, result, step)
             if script is None:
                 if name == b'pull':
                     self.say(host, _(b'  pull: skipped, changeset present'))
                 continue
-            if name in (b'migrate', b'reload', b'check'):
-                script = self.env.command(name, host)
-            elif name == b'pull' and self.env.source:
-                # Show the source as Mercurial shows URLs: no password.
-                script = script.replace(
-                    quote(self.env.source),
-                    quote(urlutil.hidepassword(self.env.source)))
-            self.say(host, b'  %s: %s' % (name, script))
-        result.outcome = b'planned'
+            planned.append(name)
+            if name in (b'migrate', b'reload', b'check') or step.user:
+                shown = self.env.command(name, host)
+            else:
+                shown = session.display(script)
+                if name == b'pull' and self.env.source:
+                    # Show the source as Mercurial shows URLs: no password.
+                    shown = shown.replace(
+                        quote(self.env.source),
+                        quote(urlutil.hidepassword(self.env.source)))
+            self.say(host, b'  %s: %s' % (name, shown))
+            if name == b'migrate':
+                new = self._new.get(result.fromnode)
+                if new:
+                    self.say(host, _(b'  migrate: would apply %s')
+                             % b', '.join(new))
+            if name == b'pull':
+                self._planpull(result)
+        result.planned = planned
+        if result.outcome == b'prepared':
+            result.outcome = b'planned'
+
+    def _planpull(self, result):
+        """Whether the pull would find the changeset in the source: the
+        same question, read-only (``hg identify``)."""
+        source = self.env.source or b'default'
+        status, out = result.session.hgcommand(
+            (b'identify', b'-r', self.node, b'--', source))
+        if not status:
+            return
+        exc = self.pullfailed(StepFailed(
+            b'pull', out.strip().splitlines()[-1:] and
+            self.env.mask(out.strip().splitlines()[-1]) or
+            _(b'the source cannot be read'), out))
+        result.fail(b'pull', exc.message, hint=exc.hint)
+        result.outcome = b'wouldfail'
+        self.say(result.host, _(b'  pull: would FAIL: %s') % exc.message,
+                 'warn', b'envdeploy.failed')
 
     # -- the end: undo if needed, journal, unlock
 
@@ -520,6 +523,56 @@ class Deploy(Run):
         self.finish(result, self._record(result))
 
 
+class InPlace:
+    """The steps of :data:`.flow.STEPS` where ``path`` is the working copy
+    that serves: the update changes the code in place.
+
+    ``script`` is the command a step runs on a host (shown by the dry
+    run; None: nothing to run there), ``run`` carries it out.  Another
+    layout (releases) supplies its own for the steps it does otherwise.
+    """
+
+    def script(self, deploy, result, step):
+        session = result.session
+        name = step.name
+        if name == b'edits':
+            return None  # saving runs only when there are edits (see plan)
+        if name == b'pull':
+            if result.state.present:
+                return None
+            pull = (b'pull', b'-r', deploy.node)
+            if deploy.env.source:
+                pull += (b'--', deploy.env.source)
+            return transfer.step(deploy, pull)
+        if name == b'update':
+            return session.update(deploy.node)
+        # migrate, reload, check, and the user's before./after. steps
+        return session.command(name)
+
+    def run(self, deploy, result, step):
+        session = result.session
+        name = step.name
+        if name == b'edits':
+            session.saveedits(result, deploy.id, deploy.repo)
+            return
+        if name == b'update':
+            deploy.update(result, session.update(deploy.node,
+                                                 deploy.header(result)))
+            return
+        script = self.script(deploy, result, step)
+        if script is None:
+            return
+        if name == b'migrate':
+            deploy.migrate(result, script)
+            return
+        try:
+            session.step(result, name, script, deploy.printer(result.host))
+        except StepFailed as exc:
+            if name == b'pull':
+                raise deploy.pullfailed(exc)
+            raise
+
+
 # What hg says when the update's journal hook (target.update) failed.
 _HOOKFAILED = b'preupdate.envdeploy hook'
 
@@ -528,6 +581,65 @@ def migrated(result):
     """Whether this run changed the database of ``result``'s host."""
     found = result.migrations
     return bool(found.get('applied') or found.get('halfway'))
+
+
+def refuseedits(run, results):
+    """With ``onedits = refuse``: stop ``run`` before any change when a
+    host has manual edits, naming them (dry runs alike, as direction.guard
+    does)."""
+    if run.env.onedits != b'refuse':
+        return
+    dirty = [r for r in results if r.state is not None and r.state.dirty
+             and not r.converged]
+    if not dirty:
+        return
+    for r in results:
+        if r.outcome == b'prepared':
+            r.outcome = b'untouched'
+            r.message = _(b'not started: manual edits on a host')
+        run.finish(r, None)
+    raise error.StateError(
+        _(b'manual edits on %s')
+        % b'; '.join(b'%s: %s' % (r.host.name, b', '.join(r.state.dirty))
+                     for r in dirty),
+        hint=_(b"nothing was changed (onedits = refuse); commit or revert "
+               b"them on the host, or set onedits = save to keep them as a "
+               b"patch"))
+
+
+def _edited(files):
+    """`` with N edited files``, or nothing.
+
+    >>> _edited([b'a']), _edited([b'a', b'b']), _edited([])
+    (b' with 1 edited file', b' with 2 edited files', b'')
+    """
+    if not files:
+        return b''
+    if len(files) == 1:
+        return _(b' with 1 edited file')
+    return _(b' with %d edited files') % len(files)
+
+
+def newmigrations(repo, fromnode, tonode):
+    """``APP.NAME`` of the migration files ``tonode`` adds to ``fromnode``
+    (None: the empty working copy), as this repository knows them: what
+    ``migrate`` would apply when the database is where ``fromnode`` left
+    it.  None when this repository lacks ``fromnode``.
+    """
+    unfi = repo.unfiltered()
+    try:
+        new = unfi[nodemod.bin(tonode)]
+        old = unfi[nodemod.bin(fromnode or nodemod.nullhex)]
+    except (error.LookupError, error.RepoLookupError, TypeError, ValueError):
+        return None
+    added = unfi.status(old.node(), new.node()).added
+    names = []
+    for path in added:
+        parts = path.split(b'/')
+        if (len(parts) >= 3 and parts[-2] == b'migrations'
+                and parts[-1].endswith(b'.py') and parts[-1][:1].isdigit()):
+            names.append(b'%s.%s' % (parts[-3], parts[-1][:-3]))
+    return sorted(names, key=lambda n: (n.split(b'.')[0], n))
 
 
 def _lastdeploy(records):
@@ -539,7 +651,8 @@ def _lastdeploy(records):
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
-              opts=None, trigger=None, force=False, via=None):
+              opts=None, trigger=None, force=False, redeploy=False,
+              via=None):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -547,6 +660,7 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     ``trigger`` (the hooks) goes into the journal records as it is.
     Without ``force``, a host that would go backwards stops the deploy
     before any change (see direction.py); the hooks never force.
+    ``redeploy`` runs every step on a host already at the changeset too.
     Raises error.Abort naming the failed hosts when any host failed.
     The preenvdeploy and envdeploy hooks fire around it (events.py; ``via``
     names a caller other than the command and the hooks: ``envmerge``).
@@ -560,7 +674,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
            ctx, env.branch, env.name, env.describe())
     )
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
-                 breaklock=breaklock, trigger=trigger, force=force)
+                 breaklock=breaklock, trigger=trigger, force=force,
+                 redeploy=redeploy)
     return events.around(ui, repo, deploying, lambda results: report(
         ui, env, results, opts or {}, b'deploy'), via)
 

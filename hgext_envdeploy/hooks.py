@@ -43,7 +43,8 @@ from mercurial import (
 )
 from mercurial.utils import procutil, stringutil, urlutil
 
-from . import config, deploy, heads, protect as protectmod, target, transport
+from . import (config, deploy, heads, protect as protectmod, repofile, target,
+               transport)
 
 LOG = b'envdeploy/autodeploy.log'  # under .hg/
 RUNLOGS = b'envdeploy/autodeploy'  # output of background deploys
@@ -78,6 +79,8 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
     """
     if not _enabled(ui, repo, _(b'autodeploy: nothing deployed')):
         return True
+    # The pushed .hgenvironments, as far as this repository trusts it.
+    ui = repofile.attach(ui, repo, hook=True)
     # Pulls are not among the default sources, so a hook that pulls into
     # this repository does not deploy (nor trigger itself).
     sources = config.envconfig(ui, None, b'autodeploy.sources')
@@ -129,6 +132,8 @@ def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,
         return False
     if not _enabled(ui, repo, _(b'autodeploy: nothing deployed')):
         return True
+    # The developer's own checkout, as their hg envdeploy reads it.
+    ui = repofile.attach(ui, repo)
     opts = opts or {}
     covered = _pushedrevs(ui, repo, opts, pats or [])
 
@@ -162,6 +167,7 @@ def protect(ui, repo, hooktype, **kwargs):
     # closed.
     if not _enabled(ui, repo, _(b'envprotect: rejected')):
         return True
+    ui = repofile.attach(ui, repo, hook=True)
     return protectmod.protect(ui, repo, hooktype, **kwargs)
 
 

@@ -46,7 +46,8 @@ a complete record has at least:
 ``rollback``  on a deploy rolled back: ``to``, ``outcome`` (``ok``,
               ``partial``: the schema was not restored, ``failed``),
               ``steps``, ``reverted``, ``message``
-``steps``     list of ``{"name", "status", "duration"}`` in the order run
+``steps``     list of ``{"name", "status", "duration"}`` in the order run;
+              a check tried again (``check.timeout``) adds ``tries``
 ``outcome``   one of :data:`OUTCOMES`
 ``failed``    name of the failing step, when ``outcome`` is ``failed``
 ``message``   a one-line explanation, when there is one

@@ -154,6 +154,9 @@ def _path(r):
 def _source(r):
     if r.where != b'repo':
         return _needsrepo()
+    if r.env.transfer == b'push':
+        return OK, _(b'not needed: the deploy sends the changesets '
+                     b'(transfer = push)'), None
     if r.version is None:
         return _needshg()
     rc, out = r.found[b'source']

@@ -23,7 +23,7 @@ from mercurial.i18n import _
 from mercurial import error, pycompat
 from mercurial.utils import urlutil
 
-from . import config, deploy
+from . import config, deploy, repofile, transfer
 from .hostread import lastline, onhosts, prefixed
 from .shell import quote
 
@@ -150,6 +150,10 @@ def envsetup(ui, repo, name, dryrun=False):
     """``hg envsetup``: clone where missing, check, upload local settings."""
     env = config.load(ui, name)
     settings = config.settings(ui)
+    files = repofile.describe(ui, name)
+    if any(repofile.FILENAME in f for f in files):
+        # Say which file declares it: a tracked one may differ per branch.
+        ui.status(_(b'%s is declared in %s\n') % (name, b', '.join(files)))
     setup = Setup(ui, repo, env, dryrun)
     ui.status(_(b'%s %s: %s\n') % (
         _(b'checking the set-up of') if dryrun else _(b'setting up'),
@@ -214,6 +218,10 @@ class Setup:
         self.source = clonesource(ui, repo, env)
         self.ctx, self.why = deployable(repo, env)
         self.roots = projectroots(repo)
+        # transfer = push: the host gets its history from us, not source.
+        self.send = None
+        if env.transfer == transfer.PUSH:
+            self.send = transfer.Send(ui, repo, self.ctx and self.ctx.hex())
 
     def apply(self, session, row):
         """Set up one host: its repository first, then the files."""
@@ -236,6 +244,8 @@ class Setup:
     def _clone(self, session, row):
         """Clone into a missing or empty path; whether the files follow."""
         env = self.env
+        if self.send is not None:
+            return self._sendhistory(session, row)
         if not self.source:
             _problem(row, b'clone',
                      _(b'%s does not exist and there is nothing to clone')
@@ -258,6 +268,30 @@ class Setup:
         row['changes'].append(_(b'cloned %s into %s') % (shown, env.path))
         session.enter()
         self._update(session, row, shown)
+        return True
+
+    def _sendhistory(self, session, row):
+        """transfer = push: an empty repository, then the history of the
+        branch head sent through the session; whether the files follow."""
+        env = self.env
+        if self.dryrun:
+            self._wouldclone(row, _(b'this repository (transfer = push)'))
+            return False
+        rc, out = session.run(b'%s init -- %s' % (session.hg, quote(env.path)))
+        if rc:
+            _problem(row, b'clone', _(b'cannot create a repository at %s: %s')
+                     % (env.path, lastline(out)))
+            return False
+        session.enter()
+        if self.ctx is not None:
+            rc, out = self.send(session)
+            if rc:
+                _problem(row, b'clone', _(b'cannot send the changesets: %s')
+                         % lastline(out))
+                return False
+        row['changes'].append(_(b'sent the history of %s into %s')
+                              % (env.branch, env.path))
+        self._update(session, row, _(b'this repository'))
         return True
 
     def _wouldclone(self, row, shown):

@@ -25,7 +25,7 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import config, events, journal, migrations
+from . import config, events, journal, migrations, stepenv, transfer
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -48,6 +48,9 @@ def revertmigrations(run, result, state, record):
     session = result.session
     host = result.host
     output = run.printer(host)
+    if 'to' in record:
+        # A failed deploy going back: its steps now head for ``to``.
+        stepenv.towards(session, record['to'])
     listing = session.migrations()
     if listing is None:
         return
@@ -78,6 +81,9 @@ def _putback(run, result, listing, record, exc):
         exc.message = (_(b'migration %s cannot be reversed')
                        % name)
     forward = session.command(b'migrate')
+    # Forward again with the code still checked out: the host stays there.
+    stepenv.towards(session, result.tonode if 'to' in record
+                    else result.fromnode)
     if forward:
         session.run(forward, output=run.printer(result.host))
     record['outcome'] = journal.FAILED
@@ -121,6 +127,8 @@ def revertcode(run, result, node, record, check=True):
     """
     session = result.session
     output = run.printer(result.host)
+    stepenv.towards(session, node)
+    transfer.bring(run, result, node, output, record['steps'])
     session.step(result, b'update', session.update(node), output,
                  record=record['steps'])
     record['at'] = node
@@ -428,6 +436,7 @@ class Rollback(Run):
             return
         result.outcome = b'pending'
         result.session.saveedits(result, self.id)
+        stepenv.towards(result.session, result.tonode)
         self.begin(result)
 
     def _migrations(self, result):
@@ -488,6 +497,8 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
         node = logcmdutil.revsingle(repo, rev).hex()
     rollingback = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
                    force=force, dryrun=dryrun, breaklock=breaklock)
+    transfer.sender(rollingback, repo)  # transfer = push: what -r needs
+
     def verdict(results):
         if rollingback.disagree:
             raise error.Abort(

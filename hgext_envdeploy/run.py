@@ -21,7 +21,7 @@ import time
 from mercurial.i18n import _
 from mercurial import error, node as nodemod, pycompat
 
-from . import fanout, hostread, journal, target, transport
+from . import fanout, hostread, journal, stepenv, target, transport
 from .shell import ShellError
 from .target import Interrupted, StepFailed
 
@@ -42,6 +42,7 @@ class Run:
     journaltail = 0
     hgserver = False
     trigger = None  # which push started the run (Deploy, from the hooks)
+    node = None  # the changeset the run brings, when one for every host
 
     def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
         self.ui = ui
@@ -121,8 +122,13 @@ class Run:
     # -- phases
 
     def foreach(self, results, work, topic):
-        fanout.foreach(self.ui, [r.host for r in results],
-                       lambda i, host: work(results[i]),
+        def timed(i, host):
+            # A host's duration is the time of its own work, not the wait
+            # for other hosts and batches (serial).
+            with results[i].clock():
+                work(results[i])
+
+        fanout.foreach(self.ui, [r.host for r in results], timed,
                        self.settings[b'concurrency'], topic, self.cancel,
                        self.settings[b'grace'])
 
@@ -143,7 +149,8 @@ class Run:
             self.say(host, result.message, 'warn', b'envdeploy.failed')
             return None
         result.session = session
-        session.enter()
+        session.cancel = self.cancel
+        session.enter(stepenv.variables(self, host, self.node))
         if not self.dryrun:
             session.lock(target.holder(self.user, self.client, self.kind,
                                        self.env.name, self.id),
@@ -214,7 +221,7 @@ class Run:
             session.release()
             session.close()
             result.session = None
-            result.duration = time.time() - result.started
+            result.duration = result.elapsed()
 
     def header(self, result):
         """What a journal record says from the start (the begin line)."""
@@ -243,7 +250,7 @@ class Run:
         record = self.header(result)
         record.update({
             'finished': target.isotime(time.time()),
-            'duration': round(time.time() - result.started, 3),
+            'duration': round(result.elapsed(), 3),
             'steps': result.steps,
             'outcome': result.outcome,
         })
@@ -280,6 +287,7 @@ def report(ui, env, results, opts, what):
                     fromnode=r.fromnode or b'', failed=r.failed or b'',
                     message=r.message, duration=round(r.duration, 3),
                     final=_final(r) or b'',
+                    steps=r.planned or [s['name'] for s in r.steps],
                     rollback=(r.rollback or {}).get('outcome') or b'')
     bad = [r for r in results if not r.ok]
     if not bad:
@@ -296,6 +304,8 @@ def report(ui, env, results, opts, what):
     verb = _(b'failed')
     if any(r.outcome == b'interrupted' for r in results):
         verb = _(b'interrupted')
+    elif any(r.outcome == b'wouldfail' for r in results):
+        verb = _(b'would fail')
     msg = _(b'%s of %s %s on %d of %d hosts: %s') % (
         what, env.name, verb, len(failed), len(results),
         b', '.join(b'%s (%s)' % (r.host.name, r.failed or r.outcome)
@@ -354,6 +364,9 @@ def _describe(r, what):
     if r.outcome == b'unchanged':
         return _(b'already at %s, check passed (%.1fs)') % (_short(r.tonode),
                                                           r.duration)
+    if r.outcome == b'wouldfail':
+        return _(b'would FAIL at %s: %s; nothing changed') % (r.failed,
+                                                               r.message)
     if r.outcome == b'unreachable':
         return _(b'unreachable: %s') % r.message
     if r.outcome == b'untouched':

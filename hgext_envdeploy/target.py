@@ -14,12 +14,13 @@ append to the journal, unlock.  The deploy and the rollback orchestrate
 these; they never build the shell snippets themselves.  A failing operation raises :class:`StepFailed`.
 """
 
+import contextlib
 import time
 
 from mercurial.i18n import _
 from mercurial import node as nodemod, pycompat
 
-from . import cmdserver, edits, journal, lock, migrations
+from . import cmdserver, edits, healthcheck, journal, lock, migrations
 from .shell import ShellError, quote
 
 
@@ -63,9 +64,30 @@ class HostResult:
         self.state = None
         self.wanted = None
         self.unapplying = []  # envrollback: migrations.unapplysteps
+        self.planned = []  # a dry run: the steps the real run would take
         self.session = None
         self.started = time.time()
         self.duration = 0.0
+        self._busy = 0.0  # seconds of this host's own work (see clock)
+        self._since = None
+
+    @contextlib.contextmanager
+    def clock(self):
+        """Count the time inside as this host's (see elapsed)."""
+        outer = self._since is None
+        if outer:
+            self._since = time.time()
+        try:
+            yield
+        finally:
+            if outer:
+                self._busy += time.time() - self._since
+                self._since = None
+
+    def elapsed(self):
+        """Seconds this host spent on its own steps so far."""
+        running = time.time() - self._since if self._since is not None else 0
+        return self._busy + running
 
     @property
     def ok(self):
@@ -139,6 +161,8 @@ class HostSession:
         self.tail = None  # journal records read with the lock
         self.found = None  # the State last read
         self.setaside = None  # (name, files) for the next update
+        self.exported = {}  # the variables the session exported (enter)
+        self.cancel = None  # the run's Ctrl-C event (Run.open)
         if env.secretvalues:
             shell.mask = env.mask  # ENV.secret: never shown, never kept
         self.hgserver = cmdserver.CommandServer(
@@ -157,14 +181,19 @@ class HostSession:
         """A step as the shell command it amounts to (dry runs)."""
         if isinstance(script, tuple):
             return self.hgserver.commandline(script)
+        if callable(script):
+            return script.describe()  # transfer.Send
         return script
 
-    def enter(self):
-        """cd into path in the session's main shell; stable hg output."""
+    def enter(self, environ=None):
+        """cd into path in the session's main shell; stable hg output.
+
+        ``environ`` adds variables of the run's own (see stepenv).
+        """
         # ENV.env.NAME values are exported here, through the session's
         # input: never on a command line, where ps would show them.
-        exports = b''.join(b' && export %s=%s' % (name, quote(value))
-                           for name, value in sorted(self.env.environ.items()))
+        self.exported = {**self.env.environ, **(environ or {})}
+        exports = _exports(self.exported)
         status, out = self.run(
             b'cd -- %s && HGPLAIN=1 && export HGPLAIN%s'
             % (cdpath(self.env.path), exports),
@@ -175,6 +204,19 @@ class HostSession:
                 b'path', _(b'%s does not exist on this host') % self.env.path,
                 out, _(b'clone the repository there first'),
             )
+
+    def export(self, environ):
+        """Export ``environ`` in the session, for every later step (hg's
+        command server starts again, so that hg sees them too)."""
+        changed = {k: v for k, v in environ.items()
+                   if self.exported.get(k) != v}
+        if not changed:
+            return
+        status, out = self.run(_exports(changed)[len(b' && '):],
+                               subshell=False)
+        if status:
+            raise StepFailed(b'state', _(b'cannot set the environment'), out)
+        self.exported.update(changed)
 
     def lock(self, holder, breaklock=False, journaltail=0, hgserver=False):
         """Take the deploy lock; StepFailed naming the holder if it cannot.
@@ -320,13 +362,8 @@ class HostSession:
         also moves the ``hg add``-ed files aside.
         """
         state = self.found or self.readstate(result.tonode or nodemod.nullhex)
-        created = self._created(result.fromnode, result.tonode, repo)
-        # Added here and by the new changeset: the patch could not create
-        # it again, so it is kept as the untracked files are.
-        clash = set(created).intersection(state.added)
-        untracked = sorted(self._existing(sorted(set(created) - clash))
-                           | clash)
-        changed = [f for f in state.dirty if f not in clash]
+        changed, untracked = self.losses(result, repo)
+        clash = [f for f in state.dirty if f not in changed]
         if not changed and not untracked:
             return
         status, out = self.run(edits.savescript(
@@ -351,6 +388,20 @@ class HostSession:
                         b', '.join(untracked)), 'warn')
         aside = [f for f in state.added if f not in clash]
         self.setaside = (name, aside) if aside else None
+
+    def losses(self, result, repo=None):
+        """``(changed, untracked)``: the edited files a patch would keep,
+        and the untracked files the update to ``result.tonode`` would
+        overwrite (read-only: the dry run asks too)."""
+        state = self.found or self.readstate(result.tonode or nodemod.nullhex)
+        created = self._created(result.fromnode, result.tonode, repo)
+        # Added here and by the new changeset: the patch could not create
+        # it again, so it is kept as the untracked files are.
+        clash = set(created).intersection(state.added)
+        untracked = sorted(self._existing(sorted(set(created) - clash))
+                           | clash)
+        changed = [f for f in state.dirty if f not in clash]
+        return changed, untracked
 
     def _created(self, parent, node, repo):
         """Files ``node`` has that ``parent`` (None: empty) has not."""
@@ -390,18 +441,30 @@ class HostSession:
         self.say(self.host, b'%s ...' % name, 'note')
         result.current = name
         start = time.time()
+        tries = None
         if isinstance(script, tuple):
             status, out = self.hgcommand(script, output)
+        elif callable(script):
+            status, out = script(self, output)  # transfer.Send
+        elif name == b'check' and self.env.checktimeout:
+            status, out, tries, stopped = healthcheck.repeat(self, script,
+                                                             output)
         else:
             status, out = self.run(script, output=output)
         duration = time.time() - start
         entry = {'name': name, 'status': status,
                  'duration': round(duration, 3)}
+        if tries is not None:
+            entry['tries'] = tries
         (result.steps if record is None else record).append(entry)
         if status:
             raise StepFailed(
-                name, _(b'%s exited with status %d') % (name, status), out)
-        self.say(self.host, _(b'%s ok (%.1fs)') % (name, duration))
+                name, _(b'%s exited with status %d') % (name, status)
+                + (b' (%s)' % healthcheck.summary(tries, duration, stopped)
+                   if tries else b''), out)
+        self.say(self.host, _(b'%s ok (%.1fs)') % (name, duration)
+                 if not tries else _(b'%s ok (try %d, %.1fs)')
+                 % (name, tries, duration))
         return out
 
     def update(self, node, begin=None):
@@ -452,6 +515,12 @@ class HostSession:
         if status:
             raise StepFailed(b'journal', _(b'could not write the journal: %s')
                              % out.strip())
+
+
+def _exports(environ):
+    """`` && export NAME=VALUE`` for each of ``environ``, quoted."""
+    return b''.join(b' && export %s=%s' % (name, quote(value))
+                    for name, value in sorted(environ.items()))
 
 
 def cdpath(path):

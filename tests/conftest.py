@@ -11,6 +11,9 @@ postgres       a real server on 127.0.0.1 for the session: .port, .createdb(name
                .local_settings(dbname), .applied_migrations(dbname), .columns(dbname, table).
 pgdb           the name of a fresh, empty database on it, dropped after the test.
 
+gunicorn       gunicorn(site) starts a real gunicorn serving the Django project deployed
+               at site (tests/gunicornserver.py), on 127.0.0.1; stopped after the test.
+
 A fixture whose real part (sshd, PostgreSQL) is missing here skips the test; with the
 environment variable CI set it fails instead, so that CI cannot pass by skipping.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
+import gunicornserver
 import pgserver
 import sshdhosts
 from djangoproject import copy_project
@@ -185,6 +189,30 @@ def pgdb(postgres, request):
     name = postgres.createdb(f"t_{name}_{next(_pgdb_numbers)}")
     yield name
     postgres.dropdb(name)
+
+
+# ---------------------------------------------------------------------------
+# gunicorn
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    """gunicorn(site, **opts): a gunicornserver.Gunicorn serving site, its pid file
+    and log in tmp_path/gunicorn-N; every one started is stopped after the test."""
+    reason = gunicornserver.missing()
+    if reason:
+        unavailable(reason)
+    servers = []
+
+    def start(site, **opts):
+        run_dir = tmp_path / f"gunicorn-{len(servers) + 1}"
+        run_dir.mkdir()
+        servers.append(gunicornserver.start(site, str(run_dir), **opts))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 # ---------------------------------------------------------------------------

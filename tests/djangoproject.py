@@ -131,3 +131,60 @@ def applied_migrations(db_path):
                 raise
             return []
     return [tuple(row) for row in rows]
+
+
+_REVISION_MODULE = '''\
+"""Which revision this worker's code came from: read once, when the worker starts
+(mysite/wsgi.py imports it), so it stays what the worker imported, whatever the
+working copy holds later."""
+import time
+from pathlib import Path
+
+from django.http import HttpResponse
+
+_DIRSTATE = Path(__file__).resolve().parent.parent / ".hg" / "dirstate"
+_V2 = b"dirstate-v2\\n"  # a docket: the parents follow the marker
+
+
+def _parent():
+    data = _DIRSTATE.read_bytes()
+    if data.startswith(_V2):
+        data = data[len(_V2):]
+    return data[:20].hex()
+
+
+REVISION = _parent()
+time.sleep({boot})  # an application that takes its time to start
+
+
+def revision(request):
+    return HttpResponse(REVISION + "\\n", content_type="text/plain")
+
+
+def health(request):
+    {health}
+    return HttpResponse(REVISION + "\\n", content_type="text/plain")
+'''
+
+_REVISION_URLS = '''
+from mysite.revision import health, revision  # noqa: E402
+
+urlpatterns += [path("revision/", revision), path("health/", health)]
+'''
+
+
+def add_revision_views(project_dir, healthy=True, boot=1.0):
+    """Give the project /revision/ and /health/: both answer the revision the
+    answering worker imported (the working copy's parent when it started); a
+    worker takes `boot` seconds to start.  healthy=False: /health/ raises (HTTP
+    500).  Called again, it only rewrites the views (the URLs stay)."""
+    module = os.path.join(project_dir, "mysite", "revision.py")
+    new = not os.path.exists(module)
+    health = "pass" if healthy else 'raise RuntimeError("health view broken on purpose")'
+    with open(module, "w") as f:
+        f.write(_REVISION_MODULE.format(boot=boot, health=health))
+    if new:
+        with open(os.path.join(project_dir, "mysite", "urls.py"), "a") as f:
+            f.write(_REVISION_URLS)
+        with open(os.path.join(project_dir, "mysite", "wsgi.py"), "a") as f:
+            f.write("\nimport mysite.revision  # noqa: E402,F401  (at start)\n")

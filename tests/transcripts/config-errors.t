@@ -34,6 +34,6 @@ A misspelt key:
   > EOF
   $ hg envstatus
   config error: */config-errors.t/central/.hg/hgrc:3: unknown key 'relaod' for environment 'staging' (glob)
-  (known keys: autodeploy, branch, check, forwardagent, hg, hosts, identity, localsettings, maxfail, migrate, migrate.rollback, migrate.state, migrateon, onfailure, path, protect, pushto, reload, requiredfiles, secret, serial, source)
+  (known keys: after.check, after.migrate, after.reload, after.update, autodeploy, before.check, before.migrate, before.reload, before.update, branch, check, check.interval, check.timeout, forwardagent, hg, hosts, identity, localsettings, maxfail, migrate, migrate.rollback, migrate.state, migrateon, onedits, onfailure, path, protect, pushto, reload, requiredfiles, secret, serial, source, transfer)
   [255]
 

@@ -62,6 +62,41 @@ wording shows here, in review.
     fails the deploy.  They see "HGPLAIN=1".  "migrate" runs on one host only:
     see "migrateon".
   
+    Every step (and hg itself, with its hooks) also sees the run:
+    "ENVDEPLOY_NODE" (the full hash being deployed, or rolled back to),
+    "ENVDEPLOY_ENV", "ENVDEPLOY_BRANCH", "ENVDEPLOY_HOST" (as written in
+    "hosts"; "local"), "ENVDEPLOY_ROLE" (empty without a role) and
+    "ENVDEPLOY_ID" (the run's id, as "hg envlog" and the journal show it).
+  
+  "check.timeout", "check.interval"
+    Seconds the check is tried for (default 0: once), and between tries (default
+    2).  A reload is mostly asynchronous: it returns before the new workers
+    serve, and a check run at once is answered by an old worker, or by nobody.
+    With a timeout the check runs again until it passes or the time is up; each
+    failed try is shown with its reason; only when the time is up does the
+    deploy fail (and roll back, whose check waits the same).
+  
+    A check proves that the reload took when it compares the revision the
+    application serves with the one deployed.  Let the application read its
+    revision once, when a worker starts (a module constant: the working copy's
+    parent, or a file the "reload" writes from "$ENVDEPLOY_NODE"), and report it
+    on a health view; then:
+  
+      live.reload = kill -HUP $(cat /run/gunicorn.pid)
+      live.check = r=$(curl -fsS http://127.0.0.1:8000/health/) || exit;
+        [ "$r" = "$ENVDEPLOY_NODE" ] || { echo "serving $r"; exit 1; }
+      live.check.timeout = 30
+  
+    Reloads that do not take: gunicorn with "preload_app" imports the
+    application in its master, and HUP forks new workers from it with the old
+    code: restart it fully, or send USR2 (a new master, with the new code; the
+    old one's pid file becomes "gunicorn.pid.oldbin"), then TERM to the old
+    master once the new one serves (gunicorn's QUIT is a quick shutdown, unlike
+    unicorn's and nginx's).  uWSGI's chain reload ("touch-chain-reload = FILE",
+    or "c" written to its master FIFO) replaces one worker at a time, each with
+    the new code.  "systemctl reload" waits for the unit's "ExecReload" only,
+    which mostly sends a signal and returns: check with a timeout as for HUP.
+  
   "migrateon"
     The host whose "migrate" migrates the environment's one database (a host as
     written in "hosts", or a role: its first host).  Reading the migration state
@@ -82,8 +117,8 @@ wording shows here, in review.
   
     A host has one role at most; output, ``-T json`` (``role``), ``hg
     envstatus`` and the journal name it.  A role is letters, digits, ``-``
-    and ``_``, and not ``all``, ``env``, ``rollback``, ``sources`` or
-    ``state``.
+    and ``_``, and not ``all``, ``env``, ``interval``, ``rollback``,
+    ``sources``, ``state`` or ``timeout``.
   
   "hg"
     The hg executable on the target (default "hg"; for a local environment, the
@@ -100,6 +135,18 @@ wording shows here, in review.
     "true" lends the target the deploying user's ssh-agent for the session, so
     that its "hg pull" from an "ssh://" source works without a key of its own on
     the server (default "false").
+  
+  "transfer"
+    How the changesets reach the target.  "pull" (default): the target runs "hg
+    pull" from "source", so it needs read access to it. "push": this side asks
+    the host which heads it has, bundles what it lacks of the changeset being
+    deployed and its ancestors (never other branches' changesets), and sends the
+    bundle through the deploy's own SSH session, where "hg unbundle" reads it:
+    the server needs no deploy key, no agent, no access to any repository.
+    Deploys, "envrollback -r" to a changeset the host lacks, "envsetup" (an
+    empty repository, then the whole history of the branch head, with a progress
+    bar) and push deploys from the central repository all send this way.  The
+    host's "default" path is left as it was.
   
   "serial"
     Deploy the hosts in batches of N hosts, or N% of them ("serial = 1": one at
@@ -126,6 +173,40 @@ wording shows here, in review.
     (steps, errors, "-T", background logs) has them replaced by "***", and they
     are never journaled.  Masking finds the value as written: a step that
     transforms it (encodes it, splits it) is beyond its reach.
+  
+  The environments in the repository: .hgenvironments
+  ===================================================
+  
+  A tracked file ".hgenvironments" at the repository's root, in hgrc syntax with
+  the same "[environments]" and "[envdeploy]" sections, declares the
+  environments with the code, reviewed and versioned with it. The hgrc wins over
+  it key by key: a key any hgrc sets, as "ENV.KEY" or as the "[envdeploy] KEY"
+  default, is not read from the file.  With "--debug", every command lists each
+  value with its file and line ("envdeploy: config: FILE:LINE:
+  environments.staging.hosts=...") and names the file's values an hgrc
+  overrides.
+  
+  Which revision's file is read: in a repository with a working copy, the
+  working copy's (as a checkout's "deploy.yml"), by every command, "envstatus"
+  and "envrollback" included.  In a repository without one ("hg clone -U", a
+  central repository), the file as of the head of the environment's branch: the
+  changeset a deploy brings.  The push hooks always read the head the push
+  brought ("postpush", in a developer's repository, reads the working copy).  A
+  rollback reads the same file as a deploy, not the file of the changeset it
+  returns to: it goes back on the hosts the environment has now.
+  
+  In the hooks the file came with a push, and a push must not decide where the
+  central repository deploys: the file's "hosts" (and "hosts.ROLE"), "path",
+  "identity", "source", "forwardagent", "autodeploy", "protect", and
+  "[envdeploy]" "knownhosts", "hostkeys", "sshconfig" and "autodeploy.sources"
+  are ignored there, with a warning naming them, and come from the central
+  repository's hgrc only, unless that hgrc sets "[envdeploy] trustrepofile =
+  true".  The commands, "migrate", "reload", "check" and the rest are read from
+  the file: they come with the code, as "manage.py" does.  A developer's own
+  commands use the whole file.  "trustrepofile" is never read from the file,
+  "%include" lines in it are not followed, and a secret's value ("ENV.env.NAME"
+  for a NAME in "secret") in it is an error: it would stay in the history; keep
+  secrets in an hgrc.
   
   Settings of the whole run, in "[envdeploy]":
   
@@ -163,6 +244,11 @@ wording shows here, in review.
     process each (default true): Python and Mercurial start once, not three
     times.  Where the target's "hg" cannot serve, each command runs as its own
     process anyway; "false" never tries.
+  
+  "trustrepofile"
+    "true" lets a pushed ".hgenvironments" decide, in the hooks, the keys it may
+    not otherwise (hosts, paths, keys, source: see above).  Read from an hgrc
+    only (default "false").
   
   Merging into an environment
   ===========================
