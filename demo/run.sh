@@ -17,7 +17,14 @@ export HGRCPATH="$work/hgrc" HGENCODING=utf-8
 unset HGPLAIN
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# Echo the command as it could be typed again: quoting kept.
+shellword() {
+  case $1 in
+    ''|*[!A-Za-z0-9_./=:@%+,-]*) printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")" ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+run() { printf '$'; for a in "$@"; do printf ' '; shellword "$a"; done; printf '\n'; "$@"; }
 
 say "A central repository with a Django project, branches staging and live"
 hg init central

@@ -223,7 +223,10 @@ Settings of the whole run, in ``[envdeploy]``:
   ``knownhosts``; a changed key is still refused.
 
 ``sshconfig``
-  The OpenSSH client configuration read (default ``~/.ssh/config``).
+  The OpenSSH client configuration read (default ``~/.ssh/config``). Where
+  the ``ssh`` client is installed, each host's settings are what ``ssh -G
+  HOST`` prints (``Include``, ``Match`` and ``IdentitiesOnly`` as OpenSSH
+  applies them); without it, paramiko's parser reads the file.
 
 ``concurrency``
   How many hosts are deployed at once (default 8).
@@ -268,6 +271,13 @@ abandon the merge and list the files; a push that fails (someone pushed
 to the branch meanwhile) keeps the merge commit here, named, and forces
 nothing.  ``-n`` shows the changesets and files to merge and whether the
 merge would conflict (tried in memory with an internal merge tool).
+
+Where hg-evolve's ``topic`` extension is enabled, FEATURE may be a topic:
+its single head is merged (a branch or bookmark of the same name wins).
+envmerge aborts naming the heads when the topic has several, refuses while
+it has unstable (orphan) changesets (``hg evolve`` first), and notes that
+merging publishes the topic's changesets once pushed to a publishing
+repository.
 
 Push to deploy
 ==============
@@ -442,6 +452,57 @@ What acl cannot do is keep a branch at one head.  ``protect`` does::
   replaces the old one.  ``pretxncommit.envprotect`` also stops commits
   made in the central repository itself.
 
+Where changesets are deployed
+=============================
+
+Every deploy, rollback and ``hg envstatus`` run from a repository (and
+every push deploy the central repository's hooks run) records in that
+repository's ``.hg/envdeploy/records.jsonl`` what it learned: per
+environment and host, the changeset there, when and by whom it was
+deployed, and the run (format in ``records.py``; never a command, a
+variable or a secret).  A dry run records nothing; envstatus records a
+host only when what it sees differs.  Reading the records needs no
+network:
+
+``deployed([ENV])``
+  Revset: the changesets last known deployed to ENV's hosts (to any
+  environment without ENV).  ``hg log -r "only(staging, deployed(live))"``
+  lists what live lacks of staging.
+
+``pendingdeploy(ENV)``
+  Revset: the changesets of the head of ENV's branch not yet on every host
+  of ENV (all of them for a host with no record here).
+
+``{envdeployed}``
+  Template keyword: a list of ``env``, ``host``, ``date`` (UTC) and
+  ``user`` (also ``kind`` and ``outcome``), shown as ``ENV@HOST
+  YYYY-MM-DD``: ``hg log -G -T '{node|short} {envdeployed}\\n'`` shows
+  ``live@web1 2026-12-02``; ``-T 'json(node, envdeployed)'`` gives the
+  fields.  Plain ``hg log`` shows a ``deployed:`` line (label
+  ``log.envdeployed``).
+
+Hosts no longer in an environment's configuration are left out.  None of
+it loads on hg commands that do not ask for it.
+
+With the extension enabled for hgweb (``hg serve``, hgweb.wsgi), the page
+``/environments`` lists every environment: its branch and head, the
+changeset each host is last known at (when, by whom), the changesets not
+deployed yet (linked to their pages) and the last runs; ``?style=json``
+gives the same as data.  Changeset pages say where the changeset is
+deployed.  It is drawn for the ``paper`` (and ``coal``) style, plainly in
+the others; it runs no command and contacts no host.
+
+``promotefrom``
+  The environment this one promotes from (``live.promotefrom =
+  staging``): ``hg envdeploy``, ``envmerge --deploy`` and the push hooks
+  refuse a changeset whose files (its manifest) are not exactly those of a
+  changeset deployed with success to it, as the records here know or, when
+  they do not, its hosts' journals; the refusal names the files that
+  differ and that environment's last deployed changeset.  ``hg envdeploy
+  --untested`` deploys anyway, and the journal records it (``untested``).
+  ``hg envstatus`` says whether the next deploy's changeset was tested
+  there.
+
 Setting up and looking at environments
 ======================================
 
@@ -561,6 +622,37 @@ to the code and schema recorded before that run.
   changed (migrations, then code, then reload).  ``stop``: leave the hosts
   as the failure found them.
 
+``irreversible``
+  ``warn`` (default) or ``refuse``.  Before any host changes, the
+  migrations a deploy applies are read from this repository (the
+  ``APP/migrations/*.py`` files of the deployed and the new changeset,
+  parsed, no Django needed here) and flagged ``irreversible`` (RunPython
+  without ``reverse_code``, RunSQL without ``reverse_sql``), ``nonatomic``
+  (``atomic = False``), ``destructive`` (RemoveField, DeleteModel, a
+  rename: old code on other hosts breaks on it) or ``unknown`` (cannot be
+  read).  ``warn`` says in the plan and on the last line that the deploy
+  cannot be rolled back past the migration; ``refuse`` aborts before any
+  host changes unless ``--irreversible``.  A failed deploy that applied
+  one is not rolled back: every host stays at the new changeset with its
+  schema, and says so.
+
+``backup``
+  A command run on the migration host right before ``migrate``, only when
+  the deploy applies a migration, with ``ENVDEPLOY_BACKUP`` set to a file
+  under the target's ``.hg/envdeploy/backups/``, e.g. ``pg_dump -Fc -f
+  "$ENVDEPLOY_BACKUP" "$PGDATABASE"``.  A failing backup, or an empty
+  file, fails the deploy before anything is migrated.  The path is
+  journaled and named when the deploy fails.
+
+``backup.keep``
+  How many backups stay on the host (default 5).
+
+``restore``
+  The command ``hg envrollback --restore`` runs (after asking) in place of
+  reverting the migrations, with ``ENVDEPLOY_BACKUP`` set to the backup of
+  the deploy rolled back, e.g. ``pg_restore --clean -d "$PGDATABASE"
+  "$ENVDEPLOY_BACKUP"``.
+
 ``migrate.state``
   A command printing the migration state in Django's ``showmigrations``
   format.  Default: when ``migrate`` runs ``manage.py migrate``, the same
@@ -577,10 +669,20 @@ revision, source) is quoted; the changeset is always passed as a full hash
 resolved in this repository, so branch names never reach a shell.
 """
 
+from mercurial import registrar
+
 from . import commands, config
+
+__version__ = '0.1.0'
 
 testedwith = b'6.9 7.0 7.1 7.2'
 minimumhgversion = b'6.9'
+buglink = b'the maintainers of hgext_envdeploy (README.md, "Reporting bugs")'
+
+
+def getversion():
+    """The version ``hg version -v`` lists beside the extension."""
+    return __version__.encode('ascii')
 
 cmdtable = commands.cmdtable
 configtable = config.configtable
@@ -588,4 +690,95 @@ configtable = config.configtable
 colortable = {
     b'envdeploy.ok': b'green',
     b'envdeploy.failed': b'red bold',
+    b'log.envdeployed': b'cyan',
 }
+
+# Where changesets are deployed (where.py, imported on first use: a plain
+# hg command never loads it).
+revsetpredicate = registrar.revsetpredicate()
+templatekeyword = registrar.templatekeyword()
+
+
+@revsetpredicate(b'deployed([env])', safe=True)
+def deployedrevset(repo, subset, x):
+    """Changesets last known deployed to environment ``env`` (to any
+    environment without it), from this repository's deployment records
+    (``.hg/envdeploy/records.jsonl``): one per host, as the last deploy,
+    rollback or envstatus run from here left it.  No host is contacted.
+    ``only(staging, deployed(live))`` is what live lacks of staging.
+    """
+    return commands.logic('where').deployed(repo, subset, x)
+
+
+@revsetpredicate(b'pendingdeploy(env)', safe=True)
+def pendingdeployrevset(repo, subset, x):
+    """Changesets of the head of ``env``'s branch not yet deployed to
+    every host of ``env``, as this repository's deployment records know it
+    (all of them for a host with no record here).
+    """
+    return commands.logic('where').pendingdeploy(repo, subset, x)
+
+
+@templatekeyword(b'envdeployed', requires={b'repo', b'ctx'})
+def showenvdeployed(context, mapping):
+    """List of dicts with ``env``, ``host``, ``date`` (UTC, ISO 8601) and
+    ``user``: where this changeset is last known deployed, from this
+    repository's deployment records.  Shown as ``ENV@HOST YYYY-MM-DD``.
+    """
+    return commands.logic('where').showenvdeployed(context, mapping)
+
+
+def reposetup(ui, repo):
+    """hg log's ``deployed:`` line, as a namespace read only when shown."""
+    if not repo.local():
+        return
+    from mercurial import namespaces
+
+    where = []  # the module, once imported
+
+    def call(name):
+        def lookup(*args):
+            if not where:
+                where.append(commands.logic('where'))
+            return getattr(where[0], name)(*args)
+
+        return lookup
+
+    repo.names.addnamespace(namespaces.namespace(
+        b'envdeployments', templatename=b'envdeployment',
+        logname=b'deployed', colorname=b'envdeployed',
+        listnames=call('names'), namemap=call('namemap'),
+        nodemap=call('nodemap')))
+
+
+def uisetup(ui):
+    """hgweb's ``/environments`` page and the ``deployed`` row of its
+    changeset pages (web.py, imported by the first such request)."""
+    from mercurial import extensions
+    from mercurial.hgweb import webcommands  # loaded by hg itself already
+
+    if hasattr(webcommands, 'environments'):
+        return  # hgwebdir loads extensions once per repository
+    # hgweb calls the module's attribute named as the page (as the
+    # highlight extension's highlightcss).
+    webcommands.environments = webcommands.webcommand(b'environments')(
+        _environmentspage)
+    for name in ('changeset', 'rev'):
+        extensions.wrapfunction(webcommands, name, _withdeployments)
+
+
+def _environmentspage(web):
+    """
+    /environments
+    -------------
+
+    The environments of the repository (hgext_envdeploy): each one's
+    branch and head, the changeset each host is last known at, the
+    changesets not deployed yet and the last runs, from the repository's
+    deployment records.  No host is contacted.
+    """
+    return commands.logic('web').environments(web)
+
+
+def _withdeployments(orig, web):
+    return commands.logic('web').changeset(web, orig)

@@ -60,6 +60,8 @@ class CommandServer:
             self.greet()
         if not self.running:
             return self.shell.run(self.commandline(args), output=output)
+        if self.shell.trace is not None:
+            self.shell.trace(b'%s (command server)' % self.commandline(args))
         data = b'\0'.join(args)
         lines = _Lines(self.shell, output)
         self.shell.busy = True

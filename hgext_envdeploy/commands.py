@@ -37,6 +37,17 @@ def withrepofile(ui, repo, hook=False):
     return logic('repofile').attach(ui, repo, hook)
 
 
+def machineoutput(ui, opts):
+    """With -T (any template), keep stdout for the formatter's output only.
+
+    Progress, host lines and notes then go to stderr, as Mercurial's own
+    ``ui.message-output = stderr`` sends them, so that ``-T json | jq``
+    reads one document.  The command server keeps its message channel.
+    """
+    if opts.get('template') and ui.config(b'ui', b'message-output') == b'stdio':
+        ui.setconfig(b'ui', b'message-output', b'stderr', b'envdeploy')
+
+
 # The options of every command that changes hosts.
 changeopts = (
     [(b'', b'break-lock', False,
@@ -54,11 +65,17 @@ changeopts = (
          _(b'check everything a deploy needs, change nothing (as envcheck)')),
         (b'f', b'force', False,
          _(b'deploy even when a host would go backwards')),
+        (b'', b'irreversible', False,
+         _(b'deploy even when it could not be rolled back '
+           b'(irreversible = refuse)')),
         (b'', b'redeploy', False,
          _(b'run every step, also on a host already at the changeset')),
+        (b'', b'untested', False,
+         _(b'deploy even what promotefrom has not run (journaled)')),
     ]
     + changeopts,
-    _(b'[-r REV] [-f] [--redeploy] [-n | --check] ENV'),
+    _(b'[-r REV] [-f] [--redeploy] [--untested] [--irreversible] '
+      b'[-n | --check] [--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envdeploy(ui, repo, env, **opts):
@@ -91,14 +108,31 @@ def envdeploy(ui, repo, env, **opts):
     is the way back on purpose.  A host on another line (a sibling head,
     another branch) is an ordinary deploy.
 
-    With -n/--dry-run, show each host's current revision and the commands
-    that would run, and change nothing.  With --check, run the pre-flight
-    checks of :hg:`envcheck` instead.
+    Before any host changes, the migrations the deploy applies are read
+    from this repository (the files under each app's ``migrations/`` in the
+    deployed and the new changeset) and listed with their flags:
+    ``irreversible``, ``nonatomic``, ``destructive``, ``unknown``; with
+    whether the deploy could be rolled back.  ``irreversible = refuse``
+    stops such a deploy unless --irreversible.  A failed deploy that
+    applied an irreversible migration is not rolled back: every host stays
+    at the new changeset with its schema.  ``backup`` runs on the migration
+    host before migrate, when there is a migration to apply.
+
+    With -n/--dry-run, show each host's current revision, the migrations
+    and the commands that would run, and change nothing.  With --check,
+    run the pre-flight checks of :hg:`envcheck` instead.
+
+    With ``ENV.promotefrom = OTHER``, the changeset must have exactly the
+    files of one deployed with success to OTHER (as this repository's
+    records, else OTHER's journals, know it); otherwise the deploy is
+    refused, naming the files that differ from OTHER's last deployed
+    changeset.  --untested deploys it anyway, and the journal says so.
 
     Exits 0 when every host succeeded; otherwise aborts naming each failed
     host and step, after showing the end of the failing command's output.
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     if opts.get('check'):
         return logic('preflight').envcheck(
             ui, repo, env, rev=opts.get('rev'), opts=pycompat.byteskwargs(opts))
@@ -106,6 +140,8 @@ def envdeploy(ui, repo, env, **opts):
         ui, repo, env, rev=opts.get('rev'), dryrun=opts.get('dry_run'),
         breaklock=opts.get('break_lock'), opts=pycompat.byteskwargs(opts),
         force=opts.get('force'), redeploy=opts.get('redeploy'),
+        untested=opts.get('untested'),
+        irreversible=opts.get('irreversible'),
     )
 
 
@@ -120,9 +156,13 @@ def envdeploy(ui, repo, env, **opts):
          _(b'APP.NNNN')),
         (b'f', b'force', False,
          _(b'roll back even when the hosts disagree or one cannot be read')),
+        (b'', b'restore', False,
+         _(b'restore the database backup of the deploy instead of '
+           b'reverting migrations (asks first)')),
     ]
     + changeopts,
-    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-n] ENV'),
+    _(b'[--to ID | -r REV [--migration APP.NNNN]...] [-f] [--restore] [-n] '
+      b'[--break-lock] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envrollback(ui, repo, env, **opts):
@@ -142,18 +182,22 @@ def envrollback(ui, repo, env, **opts):
 
     All hosts are locked and read first.  When their journals disagree on
     the target, or a host cannot be read, nothing changes unless --force.
-    A migration that cannot be reversed stops the rollback of its host
-    before the code is touched, with the schema put back.
+    A migration that cannot be reversed (read from this repository's copy
+    of the deployed changeset) stops the rollback before any host changes,
+    naming it.  --restore runs ``restore`` for the backup the deploy being
+    rolled back made (``backup``), after asking, in place of reverting the
+    migrations.
 
     With -n/--dry-run, show per host which migrations would be unapplied, in
     which order, and the target changeset; change nothing.
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('rollback').rollbackenv(
         ui, repo, env, rev=opts.get('rev'), toid=opts.get('to'),
         migration=opts.get('migration'), force=opts.get('force'),
         dryrun=opts.get('dry_run'), breaklock=opts.get('break_lock'),
-        opts=pycompat.byteskwargs(opts),
+        opts=pycompat.byteskwargs(opts), restore=opts.get('restore'),
     )
 
 
@@ -198,6 +242,7 @@ def envmerge(ui, repo, feature, **opts):
     and whether the merge would conflict (tried in memory with Mercurial's
     internal merge), and change nothing.
     """
+    machineoutput(ui, opts)
     envname = opts.get('into')
     if not envname:
         raise error.InputError(_(b'which environment? use --into ENV'))
@@ -217,7 +262,7 @@ def envmerge(ui, repo, feature, **opts):
          _(b'read the migrations not yet applied (--no-migrations skips)')),
     ]
     + cmdutil.formatteropts,
-    _(b'[--no-migrations] [ENV]...'),
+    _(b'[-v] [--no-migrations] [-T TEMPLATE] [ENV]...'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envstatus(ui, repo, *envs, **opts):
@@ -243,6 +288,7 @@ def envstatus(ui, repo, *envs, **opts):
     itself cannot run (unknown environment, configuration error).
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('status').envstatus(ui, repo, list(envs),
                                      pycompat.byteskwargs(opts))
 
@@ -254,7 +300,7 @@ def envstatus(ui, repo, *envs, **opts):
         (b'', b'host', b'', _(b'read only this host'), _(b'HOST')),
     ]
     + cmdutil.formatteropts,
-    _(b'[-l NUM] [--host HOST] ENV'),
+    _(b'[-l NUM] [--host HOST] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envlog(ui, repo, env, **opts):
@@ -271,6 +317,7 @@ def envlog(ui, repo, env, **opts):
     ``host``, ``outcome``, ``failed``, ``message``, ``from``, ``to``,
     ``duration``, ``patch``, ``rollback``).
     """
+    machineoutput(ui, opts)
     opts = pycompat.byteskwargs(opts)
     ui = withrepofile(ui, repo)
     return logic('envlog').envlog(ui, repo, env, limit=opts.get(b'limit'),
@@ -279,8 +326,8 @@ def envlog(ui, repo, env, **opts):
 
 @command(
     b'envsetup',
-    cmdutil.dryrunopts,
-    _(b'[-n] ENV'),
+    cmdutil.dryrunopts + cmdutil.formatteropts,
+    _(b'[-n] [-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envsetup(ui, repo, env, **opts):
@@ -296,16 +343,22 @@ def envsetup(ui, repo, env, **opts):
     Never migrates nor reloads; running it again changes nothing.  With
     -n/--dry-run, say what it would do.  Exits non-zero when a host still
     needs attention.
+
+    ``-T json`` gives one item per host: ``env``, ``host``, ``status`` (ok,
+    failed), ``dryrun``, ``changes``, ``notes`` and ``problems`` (a list of
+    ``check``, ``message``, ``hint``).
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('provision').envsetup(ui, repo, env,
-                                       dryrun=opts.get('dry_run'))
+                                       dryrun=opts.get('dry_run'),
+                                       opts=pycompat.byteskwargs(opts))
 
 
 @command(
     b'envcheck',
     cmdutil.formatteropts,
-    _(b'ENV'),
+    _(b'[-T TEMPLATE] ENV'),
     helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
 )
 def envcheck(ui, repo, env, **opts):
@@ -323,6 +376,7 @@ def envcheck(ui, repo, env, **opts):
     Exits 1 when a check failed.
     """
     ui = withrepofile(ui, repo)
+    machineoutput(ui, opts)
     return logic('preflight').envcheck(ui, repo, env,
                                        opts=pycompat.byteskwargs(opts))
 

@@ -29,6 +29,7 @@ configtable = {}
 configitem = registrar.configitem(configtable)
 
 ONFAILURE = (b'rollback', b'stop')
+IRREVERSIBLE = (b'warn', b'refuse')
 ONEDITS = (b'save', b'refuse')
 TRANSFERS = (b'pull', b'push')  # how changesets reach a target (transfer.py)
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
@@ -207,6 +208,17 @@ ENV_KEYS = {
     b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
     b'secret': _Key(list, _list),  # names of env.NAME values never shown
     b'migrateon': _Key(b''),  # host or role migrating the one database; or all
+    # A deploy that could not be rolled back (migrationplan.py).
+    b'irreversible': _Key(
+        b'warn',
+        _parsed(_oneof(IRREVERSIBLE)),
+        _(b'use one of: %s') % b', '.join(IRREVERSIBLE),
+        _(b"unknown irreversible policy '%(value)s'"),
+    ),
+    b'backup': _Key(b''),  # before migrate, when migrations are pending
+    b'restore': _Key(b''),  # envrollback --restore
+    b'backup.keep': _Key(5, _parsed(_positive),
+                         message=_(b'%(key)s must be a positive number')),
     # Manual edits on a host: saved as a patch, or the deploy refused.
     b'onedits': _Key(
         b'save',
@@ -221,6 +233,8 @@ ENV_KEYS = {
         _(b'use one of: %s') % b', '.join(TRANSFERS),
         _(b"unknown transfer mode '%(value)s'"),
     ),
+    # The environment whose tested files this one deploys (promotion.py).
+    b'promotefrom': _Key(b''),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
 USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
@@ -367,6 +381,7 @@ class Environment:
         onedits=b'save',
         usersteps=None,
         transfer=b'pull',
+        promotefrom=b'',
     ):
         self.name = name
         self.hosts = hosts
@@ -405,6 +420,7 @@ class Environment:
         self.usersteps = usersteps or {}  # before.STEP/after.STEP: command
         self.migrateon = None if migrateall else (migrateon or hosts[0])
         self.transfer = transfer  # pull, or push (transfer.py)
+        self.promotefrom = promotefrom  # an environment's name, or b''
 
     @property
     def islocal(self):
@@ -769,7 +785,7 @@ _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'check.timeout', b'check.interval', b'onfailure',
                b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
-               b'protect', b'onedits', b'transfer')
+               b'protect', b'onedits', b'transfer', b'promotefrom')
 
 
 def _checkname(ui, name):

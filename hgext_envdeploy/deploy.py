@@ -28,8 +28,9 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import (config, direction, events, flow, heads, journal, migrations,
-               rollback, transfer)
+from . import (config, direction, events, flow, heads, journal,
+               migrationplan, migrations, promotion, records, rollback,
+               transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -62,9 +63,12 @@ class Deploy(Run):
     hgserver = True  # the state is read next
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
-                 breaklock=False, trigger=None, force=False, redeploy=False):
+                 breaklock=False, trigger=None, force=False, redeploy=False,
+                 irreversible=False):
         super().__init__(ui, env, settings, dryrun, breaklock)
         self.repo = repo
+        self.irreversible = irreversible  # deploy past irreversible = refuse
+        self.plans = {}
         self.trigger = trigger
         self.force = force
         self.redeploy = redeploy
@@ -87,6 +91,7 @@ class Deploy(Run):
             self.foreach(results, self._prepare, _(b'connecting'))
             direction.guard(self, results)
             refuseedits(self, results)
+            migrationplan.plandeploy(self, results)
             # In this thread, once per revision the hosts are at: the
             # repository is not for several threads at once.
             self._touched = {
@@ -251,6 +256,7 @@ class Deploy(Run):
         else:
             found['unchanged'] = True
             found['before'] = carried['after']
+        migrationplan.backup(self, result)
         try:
             out = session.step(result, b'migrate', script, self.printer(host))
         except StepFailed as exc:
@@ -269,6 +275,8 @@ class Deploy(Run):
             return
         listing = result.session.migrations()  # not Django's output: read
         found['after'] = listing and migrations.latest(listing)
+        if done is None and listing and found.get('before') is not None:
+            found['applied'] = migrations.appliedsince(found['before'], listing)
 
     def _migratefailed(self, result, output):
         """After a failed migrate: read the state again, say what is left."""
@@ -444,15 +452,17 @@ class Deploy(Run):
                 undo += [o for o in self.sharing(r, results)
                          if o.changed and o not in undo
                          and o.session is not None and o.session.locked]
-        if not undo:
+        if not undo or migrationplan.keepforward(self, undo):
             return
         for r in undo:
             r.rollback = {'to': r.fromnode, 'steps': [], 'reverted': []}
             if r.ok or r.outcome == b'pending':
                 r.outcome = b'rolledback'
                 r.message = _(b'the deploy failed on another host')
+            # On the stream of the step lines it explains (see Run.say).
             self.say(r.host, _(b'rolling back to %s')
-                     % (r.fromnode and r.fromnode[:12] or b'(empty)'), 'warn')
+                     % (r.fromnode and r.fromnode[:12] or b'(empty)'),
+                     label=b'envdeploy.failed')
         self.foreach([r for r in undo if self.migrator(r) is r],
                      self._undomigrations, _(b'unmigrating'))
         self.foreach(undo, self._undocode, _(b'rolling back'))
@@ -652,7 +662,7 @@ def _lastdeploy(records):
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
               opts=None, trigger=None, force=False, redeploy=False,
-              via=None):
+              untested=False, irreversible=False, via=None):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -662,6 +672,9 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     before any change (see direction.py); the hooks never force.
     ``redeploy`` runs every step on a host already at the changeset too.
     Raises error.Abort naming the failed hosts when any host failed.
+    ``promotefrom`` refuses a changeset not tested there, unless
+    ``untested`` (see promotion.py); this repository records what the run
+    left on each host (records.py).
     The preenvdeploy and envdeploy hooks fire around it (events.py; ``via``
     names a caller other than the command and the hooks: ``envmerge``).
     """
@@ -675,9 +688,17 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     )
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force,
-                 redeploy=redeploy)
-    return events.around(ui, repo, deploying, lambda results: report(
-        ui, env, results, opts or {}, b'deploy'), via)
+                 redeploy=redeploy, irreversible=irreversible)
+    deploying.untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
+
+    def finish(results):
+        records.fromrun(repo, deploying, results)
+        status = report(ui, env, results, opts or {}, b'deploy')
+        migrationplan.finalnote(ui, deploying)
+        return status
+
+    # Between the preenvdeploy and envdeploy hooks.
+    return events.around(ui, repo, deploying, finish, via)
 
 
 def batches(items, serial):

@@ -185,6 +185,7 @@ def _entrydata(fm, env, entry):
         outcome=entry.outcome,
         pusher=trigger.get('pusher') or b'',
         pushurl=trigger.get('url') or b'',
+        reversible=(entry.first('plan') or {}).get('reversible'),
     )
     # 'from' is a Python keyword: pass it through a dict.
     fm.data(**{'from': entry.common('from') or b'',
@@ -222,6 +223,15 @@ def _entrytext(fm, repo, entry):
         names = entry.migrations(field)
         fm.condwrite(bool(names), field.encode('ascii'), text,
                      fm.formatlist(names, name=b'migration', sep=b', '))
+    plan = entry.first('plan') or {}
+    fm.condwrite(bool(plan.get('blocker')), b'blocker',
+                 _(b'  could not be rolled back past %s\n'),
+                 plan.get('blocker') or b'')
+    backups = [(r.get('migrations') or {}).get('backup')
+               for _h, r in entry.records]
+    backup = ([b for b in backups if b] or [b''])[0]
+    fm.condwrite(bool(backup), b'backup', _(b'  database backup: %s\n'),
+                 backup)
     for host, rec in entry.records:
         fm.plain(b'  %s: %s\n' % (host,
                                    _hostresult(rec, samefrom, sameto)),

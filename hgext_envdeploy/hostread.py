@@ -16,10 +16,12 @@ host.  The rest reads several things in one round trip (:func:`sections`)
 and turns the output into values.
 """
 
+import re
+
 from mercurial.i18n import _
 from mercurial import error, pycompat
 
-from . import fanout, lock, transport
+from . import fanout, hints, lock, transport
 from .shell import Shell, ShellError
 from .target import HostSession, StepFailed
 
@@ -56,15 +58,40 @@ def _nosay(host, msg, method='status', label=b''):
     """Reading commands collect their messages in rows instead."""
 
 
-def connect(env, host, sshcontext, settings, say=_nosay, confirm=None):
+def connect(env, host, sshcontext, settings, say=_nosay, confirm=None,
+            ui=None):
     """A :class:`~.target.HostSession` on ``host``, not yet in ``path``.
 
     Raises :class:`~.transport.ConnectError` when the host cannot be
-    reached; ``sshcontext`` may be None for a local host.
+    reached; ``sshcontext`` may be None for a local host.  With ``ui``
+    under --debug, every script sent is shown (see :func:`tracer`).
     """
     conn = transport.connect(host, env, sshcontext)
-    return HostSession(env, host, Shell(conn, settings[b'timeout']),
-                       settings, say, confirm)
+    shell = Shell(conn, settings[b'timeout'])
+    if ui is not None and ui.debugflag:
+        shell.trace = tracer(ui, env, host)
+    return HostSession(env, host, shell, settings, say, confirm)
+
+
+# user:password@ in a URL (a source, a pull from https://...).
+_URLPASSWORD = re.compile(br'(://[^/@:\s]+:)[^/@\s]+@')
+
+
+def tracer(ui, env, host):
+    """``trace(script)`` for --debug: ``HOST: running SCRIPT``, masked.
+
+    As sshpeer's ``running ssh ...``: what reaches the target's shell, with
+    ``ENV.secret`` values and URL passwords replaced by ``***``.
+    """
+    def trace(script):
+        if env.secretvalues:
+            script = env.mask(script)
+        script = _URLPASSWORD.sub(br'\1***@', script)
+        lines = script.rstrip(b'\n').split(b'\n')
+        ui.debug(b''.join([b'%s: running %s\n' % (host.name, lines[0])]
+                          + [b'%s:   %s\n' % (host.name, l)
+                             for l in lines[1:]]))
+    return trace
 
 
 def onhosts(ui, pairs, work, settings, topic):
@@ -89,7 +116,7 @@ def onhosts(ui, pairs, work, settings, topic):
         env, row = pairs[index][0], rows[index]
         try:
             try:
-                session = connect(env, host, sshcontext, settings)
+                session = connect(env, host, sshcontext, settings, ui=ui)
             except transport.ConnectError:
                 row['reachable'] = False
                 raise
@@ -99,7 +126,9 @@ def onhosts(ui, pairs, work, settings, topic):
                 session.close()
         except Exception as exc:
             # Even a bug stays with its host: the other rows are still
-            # worth reading.
+            # worth reading (--traceback shows where).
+            if not isinstance(exc, _WORDED + (ShellError,)):
+                ui.traceback()
             row['error'], row['hint'] = explain(exc)
 
     fanout.foreach(ui, [host for _env, host in pairs], readhost,
@@ -112,8 +141,7 @@ def enter(session):
     try:
         session.enter()
     except StepFailed as exc:
-        raise HostError(exc.message, _(b"run 'hg envsetup %s'")
-                        % session.env.name)
+        raise HostError(exc.message, hints.missingpath(session.env))
 
 
 def sections(session, parts):

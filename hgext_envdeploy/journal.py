@@ -43,9 +43,17 @@ a complete record has at least:
               applied), ``reverted`` (in the order unapplied) and ``after``:
               the state the run left, read or carried forward; null when it
               is not known
+              (and ``backup``: the file ``ENV.backup`` wrote before
+              migrating; ``restored``: the backup ``--restore`` restored)
+``plan``      on a deploy with ``migrate``: the migrations it applies, read
+              from the local repository before any host changed (see
+              migrationplan.py): ``applies`` (``{"app", "name", "flags"}``),
+              ``reversible`` (true, false, null: not known) and
+              ``blocker`` (``app.name`` a rollback would stop at, or null)
 ``rollback``  on a deploy rolled back: ``to``, ``outcome`` (``ok``,
-              ``partial``: the schema was not restored, ``failed``),
-              ``steps``, ``reverted``, ``message``
+              ``partial``: the schema was not restored, ``failed``,
+              ``skipped``: not attempted, an applied migration cannot be
+              reversed), ``steps``, ``reverted``, ``message``
 ``steps``     list of ``{"name", "status", "duration"}`` in the order run;
               a check tried again (``check.timeout``) adds ``tries``
 ``outcome``   one of :data:`OUTCOMES`
@@ -57,6 +65,10 @@ a complete record has at least:
               and ``pusher``: the user the push came from, as the ``acl``
               extension finds it (the authenticated HTTP user, else the
               account that received the push)
+``untested``  on a deploy made with ``--untested`` although ``promotefrom``
+              refused it (promotion.py): ``from`` (the environment it
+              promotes from), ``tested`` (that environment's last deployed
+              changeset, or null) and ``files`` (those that differ)
 
 Readers skip a damaged line (a full disk can tear the last one) and report
 how many they skipped; writers first end a torn last line with a newline.

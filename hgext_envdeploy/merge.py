@@ -40,7 +40,7 @@ from mercurial import (
 )
 from mercurial.utils import stringutil, urlutil
 
-from . import compat, config, deploy as deploymod, heads
+from . import compat, config, deploy as deploymod, heads, topics
 
 # checkunfinished() only knows the operations of enabled extensions; a
 # rebase or histedit started before its extension was disabled still counts.
@@ -176,7 +176,7 @@ def resolvefeature(repo, spec):
             b"merge them first, or name the head to merge by its hash "
             b"('hg envmerge HASH --into ENV')"))
         return repo[heads[0]]
-    return logcmdutil.revsingle(repo, spec)
+    return topics.featurectx(repo, spec)  # a topic's head, or a revision
 
 
 def envhead(repo, env):

@@ -281,6 +281,27 @@ def advance(state, applied):
     return state
 
 
+def appliedsince(state, listing):
+    """The migrations applied in ``listing`` after ``state``, ``app.name``.
+
+    What a ``migrate`` whose output is not Django's (``-v 0``, a wrapper
+    script) applied, from the state read before it and the listing after.
+
+    >>> appliedsince({b'bar': b'0001_a', b'foo': b'zero'},
+    ...              {b'bar': [(b'0001_a', True), (b'0002_b', True)],
+    ...               b'foo': [(b'0001_x', True)], b'new': [(b'0001_n', True)]})
+    [b'bar.0002_b', b'foo.0001_x', b'new.0001_n']
+    """
+    done = []
+    for app, entries in listing.items():
+        names = [name for name, _applied in entries]
+        before = state.get(app, ZERO)
+        start = names.index(before) + 1 if before in names else 0
+        done.extend(b'%s.%s' % (app, name)
+                    for name, applied in entries[start:] if applied)
+    return done
+
+
 def differences(listing, wanted):
     """How the database (``listing``) differs from the ``wanted`` state.
 

@@ -24,7 +24,7 @@ from mercurial.i18n import _
 from mercurial import util
 from mercurial.utils import urlutil
 
-from . import config, journal
+from . import config, hints, journal
 from .hostread import (
     lastline, lockinfo, lockscript, onhosts, plural, prefixed, sections,
 )
@@ -123,15 +123,15 @@ def _hg(r):
     if r.version is not None:
         return OK, _(b'Mercurial %s') % r.version, None
     return (FAILED, _(b'cannot run %s: %s') % (r.hg, lastline(r.hgversion[1])),
-            _(b'install Mercurial on the host, or set %s.hg to its hg '
-              b'(SSH sessions have a short PATH)') % r.env.name)
+            _(b'install Mercurial on the host; %s') % hints.shortpath(
+                r.env, b'hg'))
 
 
 def _path(r):
     env = r.env
     if r.where == b'missing':
         return (FAILED, _(b'%s does not exist') % env.path,
-                _(b"run 'hg envsetup %s'") % env.name)
+                hints.missingpath(env))
     if r.where != b'repo':
         return (FAILED, _(b'%s is not a Mercurial repository') % env.path,
                 _(b"move it away and run 'hg envsetup %s'") % env.name)

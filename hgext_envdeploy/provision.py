@@ -94,6 +94,11 @@ class Upload:
         return b"umask 077 && set -C && printf '%%s' %s > %s" % (
             quote(self.content), quote(self.dest))
 
+    def shown(self):
+        """The script as --debug shows it: without the content."""
+        return b"umask 077 && set -C && printf '%%s' <%d bytes of %s> > %s" % (
+            len(self.content), pycompat.fsencode(self.local), quote(self.dest))
+
 
 def clonesource(ui, repo, env):
     """What a new target clones: ``source``, else our ``default`` path.
@@ -112,10 +117,16 @@ def clonesource(ui, repo, env):
 
 def deployable(repo, env, rev=None):
     """The changeset a deploy would bring, or (None, why not)."""
+    ctx, exc = _deployable(repo, env, rev)
+    return ctx, exc.message if exc is not None else b''
+
+
+def _deployable(repo, env, rev=None):
+    """The changeset a deploy would bring, or (None, the Abort why not)."""
     try:
-        return deploy.resolve(repo, env, rev), b''
+        return deploy.resolve(repo, env, rev), None
     except error.Abort as exc:
-        return None, exc.message
+        return None, exc
 
 
 def probe(session):
@@ -146,8 +157,11 @@ def missingscript(files):
 # -- hg envsetup -------------------------------------------------------------
 
 
-def envsetup(ui, repo, name, dryrun=False):
-    """``hg envsetup``: clone where missing, check, upload local settings."""
+def envsetup(ui, repo, name, dryrun=False, opts=None):
+    """``hg envsetup``: clone where missing, check, upload local settings.
+
+    With -T, one formatter item per host (the text lines go to stderr).
+    """
     env = config.load(ui, name)
     settings = config.settings(ui)
     files = repofile.describe(ui, name)
@@ -161,14 +175,21 @@ def envsetup(ui, repo, name, dryrun=False):
     rows = onhosts(ui, [(env, h) for h in env.hosts], setup.apply, settings,
                    _(b'setting up'))
     bad = []
-    for row in rows:
-        problems = _writehost(ui, row)
-        if problems:
-            bad.append(b'%s (%s)' % (row['host'], b', '.join(problems)))
+    with ui.formatter(b'envsetup', opts or {}) as fm:
+        for row in rows:
+            problems = _writehost(ui, row)
+            _hostdata(fm, env, row, dryrun)
+            if problems:
+                bad.append(b'%s (%s)' % (row['host'], b', '.join(problems)))
     if bad:
         raise error.Abort(
             _(b'envsetup of %s: %d of %d hosts need attention: %s')
             % (env.name, len(bad), len(rows), b', '.join(bad)))
+    if setup.failure is not None:
+        # Ready hosts, and nothing a deploy could bring: not "set up".
+        raise error.Abort(
+            _(b'%s: the hosts are ready, but there is nothing to deploy: %s')
+            % (env.name, setup.failure.message), hint=setup.failure.hint)
     if dryrun:
         ui.status(_(b'dry run: nothing changed\n'))
     elif not any(row.get('changes') for row in rows):
@@ -199,6 +220,24 @@ def _writehost(ui, row):
     return list(dict.fromkeys(what for what, _m, _h in problems))
 
 
+def _hostdata(fm, env, row, dryrun):
+    """A host's item for -T: what changed, notes, problems."""
+    fm.startitem()
+    problems = list(row.get('problems', []))
+    if row['error']:
+        what = b'connect' if not row['reachable'] else b'host'
+        problems.append((what, row['error'], row['hint']))
+    fm.data(env=env.name, host=row['host'], dryrun=bool(dryrun),
+            status=b'failed' if problems else b'ok',
+            changes=fm.formatlist(row.get('changes', []), name=b'change'),
+            notes=fm.formatlist(row.get('notes', []), name=b'note'))
+    sub = fm.nested(b'problems')
+    for what, message, hint in problems:
+        sub.startitem()
+        sub.data(check=what, message=message, hint=hint or b'')
+    sub.end()
+
+
 def _problem(row, what, message, hint=None):
     row['problems'].append((what, message, hint))
 
@@ -216,7 +255,8 @@ class Setup:
         self.dryrun = dryrun
         self.required, self.upload = requirements(env)
         self.source = clonesource(ui, repo, env)
-        self.ctx, self.why = deployable(repo, env)
+        self.ctx, self.failure = _deployable(repo, env)
+        self.why = self.failure.message if self.failure is not None else b''
         self.roots = projectroots(repo)
         # transfer = push: the host gets its history from us, not source.
         self.send = None
@@ -373,7 +413,7 @@ class Setup:
             row['changes'].append(_(b'would upload %s as %s')
                                   % (upload.local, upload.dest))
             return
-        rc, out = session.run(upload.script())
+        rc, out = session.run(upload.script(), shown=upload.shown())
         if rc:
             _problem(row, b'requiredfiles', _(b'cannot upload %s as %s: %s')
                      % (upload.local, upload.dest, lastline(out)))

@@ -25,7 +25,8 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import config, events, journal, migrations, stepenv, transfer
+from . import (config, events, journal, migrationplan, migrations, records,
+               stepenv, transfer)
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -308,6 +309,8 @@ class Rollback(Run):
     """
 
     kind = journal.ROLLBACK
+    repo = None  # this repository, for migrationplan (set by rollbackenv)
+    restore = False  # --restore: the deploy's backup, not the migrations
 
     def __init__(self, ui, env, settings, node=None, toid=None,
                  explicit=None, force=False, dryrun=False, breaklock=False):
@@ -317,6 +320,7 @@ class Rollback(Run):
         self.explicit = explicit or {}
         self.force = force
         self.disagree = False
+        self.backups = {}  # host spec -> the backup of the deploy undone
 
     def run(self):
         results = [HostResult(h) for h in self.env.hosts]
@@ -349,6 +353,8 @@ class Rollback(Run):
             return
         records = session.journal()
         state = session.readstate(self.node or nodemod.nullhex)
+        self.backups[result.host.spec] = migrationplan.lastbackup(
+            records, state.parent)
         result.fromnode = state.parent
         result.dirty = state.dirty
         result.state = state
@@ -409,16 +415,18 @@ class Rollback(Run):
 
     def _agree(self, results):
         """Show the plan; True when every host may proceed."""
+        migrationplan.planrollback(self, results)
         for r in results:
             if r.outcome != b'planned':
                 continue
             steps = [b'%s.%s' % (app, n)
                      for app, _m, undo in r.unapplying for n in undo]
+            # A real run says "unapplying ..." as it does it: once.
             self.say(r.host, _(b'at %s, back to %s%s')
                      % ((r.fromnode or b'(empty)')[:12],
                         (r.tonode or b'(empty)')[:12],
                         _(b', unapplying %s') % b', '.join(steps)
-                        if steps else b''))
+                        if steps and self.dryrun else b''))
         bad = [r for r in results if r.outcome != b'planned']
         targets = {r.tonode for r in results if r.outcome == b'planned'}
         self.disagree = len(targets) > 1 and not self.force
@@ -443,6 +451,8 @@ class Rollback(Run):
         """The migration host: the schema back, with the newer code."""
         if result.outcome != b'pending':
             return
+        if self.restore:
+            return migrationplan.restore(self, result)
         if result.wanted is None:
             if self.env.migrate:
                 self.say(result.host, _(b'no migration state recorded for '
@@ -483,7 +493,8 @@ class Rollback(Run):
 
 
 def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
-                force=False, dryrun=False, breaklock=False, opts=None):
+                force=False, dryrun=False, breaklock=False, opts=None,
+                restore=False):
     """``hg envrollback``: 0, or error.Abort naming the failed hosts."""
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -498,8 +509,10 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
     rollingback = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
                    force=force, dryrun=dryrun, breaklock=breaklock)
     transfer.sender(rollingback, repo)  # transfer = push: what -r needs
+    rollingback.repo, rollingback.restore = repo, restore
 
     def verdict(results):
+        records.fromrun(repo, rollingback, results)
         if rollingback.disagree:
             raise error.Abort(
                 _(b'hosts disagree on the deployment to return to: %s')

@@ -21,7 +21,8 @@ import time
 from mercurial.i18n import _
 from mercurial import error, node as nodemod, pycompat
 
-from . import fanout, hostread, journal, stepenv, target, transport
+from . import (fanout, hostread, journal, migrationplan, stepenv, target,
+               transport)
 from .shell import ShellError
 from .target import Interrupted, StepFailed
 
@@ -43,6 +44,7 @@ class Run:
     hgserver = False
     trigger = None  # which push started the run (Deploy, from the hooks)
     node = None  # the changeset the run brings, when one for every host
+    untested = None  # deployed with --untested (promotion.check says why)
 
     def __init__(self, ui, env, settings, dryrun=False, breaklock=False):
         self.ui = ui
@@ -142,7 +144,8 @@ class Run:
             self._sshcontext = transport.SSHContext(self.ui, self.settings)
         try:
             session = hostread.connect(self.env, host, self._sshcontext,
-                                       self.settings, self.say, self.confirm)
+                                       self.settings, self.say, self.confirm,
+                                       ui=self.ui)
         except transport.ConnectError as exc:
             result.outcome = b'unreachable'
             result.message, result.hint = hostread.explain(exc)
@@ -243,6 +246,10 @@ class Run:
         }
         if self.trigger:
             record['trigger'] = self.trigger  # the push behind it (hooks)
+        if self.untested:
+            record['untested'] = self.untested  # promotion.py
+        if result.plan is not None:
+            record['plan'] = result.plan  # migrationplan.py
         return record
 
     def record(self, result):
@@ -282,13 +289,19 @@ def report(ui, env, results, opts, what):
             fm.write(b'host', b'%s', r.host.name, label=label)
             fm.condwrite(r.host.role is not None, b'role', b' (%s)',
                          r.host.role or b'', label=label)
-            fm.plain(b': %s\n' % _describe(r, what), label=label)
+            described = _describe(r, what)
+            fm.plain(b': %s\n' % described, label=label)
+            # For the blackbox extension (and any ui.log listener).
+            ui.log(b'envdeploy', b'%s %s: %s: %s\n', what, env.name,
+                   r.host.name, described, env=env.name, host=r.host.name,
+                   outcome=r.outcome, node=r.tonode or b'')
             fm.data(env=env.name, outcome=r.outcome, node=r.tonode or b'',
                     fromnode=r.fromnode or b'', failed=r.failed or b'',
                     message=r.message, duration=round(r.duration, 3),
                     final=_final(r) or b'',
                     steps=r.planned or [s['name'] for s in r.steps],
-                    rollback=(r.rollback or {}).get('outcome') or b'')
+                    rollback=(r.rollback or {}).get('outcome') or b'',
+                    **migrationplan.fmdata(fm, r))
     bad = [r for r in results if not r.ok]
     if not bad:
         return 0
@@ -382,6 +395,8 @@ def _describe(r, what):
     outcome = _rollback(r)
     if outcome == journal.OK:
         undo = _(b'rolled back; ')
+    elif outcome == migrationplan.SKIPPED:
+        undo = b''  # said on its own line: not rolled back, and why
     elif outcome is not None:
         undo = _(b'ROLLBACK %s: %s; ') % (
             _(b'PARTIAL') if outcome == journal.PARTIAL else _(b'FAILED'),

@@ -49,21 +49,27 @@ class Shell:
         self.broken = None
         self.busy = False
         self.mask = None
+        self.trace = None  # trace(script): --debug shows what is sent
 
-    def run(self, script, output=None, subshell=True, timeout=None):
+    def run(self, script, output=None, subshell=True, timeout=None,
+            shown=None):
         """Run ``script``; return ``(status, output bytes)``.
 
         Standard input is /dev/null, so a step never eats the next one.  In
         a subshell, ``exit`` or ``cd`` in the script do not affect later
         scripts; the lock and the working directory use ``subshell=False``.
         ``output(line)`` receives each complete line as it arrives.
+        ``shown`` is what --debug shows instead of a script that carries
+        a file's content.
         """
-        self.send(script, subshell)
+        self.send(script, subshell, shown)
         return self.result(output, timeout)
 
-    def send(self, script, subshell=True):
+    def send(self, script, subshell=True, shown=None):
         """Queue ``script`` without waiting: several sent in a row cost one
         round trip; :meth:`result` then collects each, in order."""
+        if self.trace is not None:
+            self.trace(script if shown is None else shown)
         if self.broken:
             # After a timeout the shell may still be running the last step:
             # its output would answer the next question.  Never reuse it.
@@ -100,6 +106,8 @@ class Shell:
         nothing more is sent until the program answers, so the program
         never reads what is meant for the shell.
         """
+        if self.trace is not None:
+            self.trace(script)
         if self.broken:
             raise ShellError(self.broken)
         self.transport.send(

@@ -15,12 +15,11 @@ that cannot be reached is a row with its error, never an exception: status
 is most needed when something is wrong.
 """
 
-import re
 
 from mercurial.i18n import _
 from mercurial import error, node as nodemod
 
-from . import config, heads, journal, migrations
+from . import config, heads, journal, migrationplan, migrations, promotion, records
 from .hostread import (
     KINDS, HostError, enter, lastline, lockinfo, lockscript, onhosts, plural,
     prefixed, sections, short,
@@ -31,10 +30,6 @@ from .target import StepFailed
 # A journal line mentions the deployed node as "to" (and often as "from");
 # this many of the newest such lines are enough to find who deployed it.
 _JOURNAL_MATCHES = 200
-
-_MIGRATION_FILE = re.compile(
-    br'(?:^|/)(?P<app>[^/]+)/migrations/(?P<name>(?!__init__)[^/]+)\.py$'
-)
 
 _FAILED = b'envdeploy.failed'
 
@@ -85,13 +80,9 @@ class Branch:
             base = repo[binary]
         if not revs:
             return 0, []
-        added = repo.status(base, self.head).added
-        found = []
-        for f in added:
-            m = _MIGRATION_FILE.search(f)
-            if m:
-                found.append(b'%s.%s' % (m.group('app'), m.group('name')))
-        return len(revs), sorted(found)
+        plan = migrationplan.between(repo, base.hex() if node else None,
+                                     self.head.hex())
+        return len(revs), plan.applies
 
 
 # -- reading a host
@@ -215,11 +206,13 @@ def envstatus(ui, repo, names, opts):
         if row.get('read'):
             row['pending'], row['newmigrations'] = branches[
                 row['env']].pending(row['node'])
+    records.fromstatus(repo, rows)
 
     with ui.formatter(b'envstatus', opts) as fm:
         for env in envs:
             branch = branches[env.name]
             fm.plain(_envline(env, branch))
+            fm.plain(promotion.statusline(ui, repo, env, branch.head))
             for row in rows:
                 if row['env'] == env.name:
                     _writestatus(ui, fm, env, branch, dict(_UNREAD, **row))
@@ -273,7 +266,12 @@ def _statusdata(fm, env, branch, row):
         deployedby=record.get('user') or b'' if record else b'',
         branchhead=branch.head.hex() if branch.head is not None else b'',
         pending=row['pending'],
-        newmigrations=fm.formatlist(row['newmigrations'], name=b'migration'),
+        newmigrations=fm.formatlist(
+            [{b'app': m.app, b'name': m.name,
+              b'flags': fm.formatlist(m.flags, name=b'flag')}
+             for m in row['newmigrations']], name=b'migration'),
+        reversible=migrationplan.Plan(row['newmigrations']).reversible
+        if row['pending'] else None,
     )
     if not row['read']:
         fm.data(dirty=fm.formatlist([], name=b'file'), migrations=None)
@@ -343,10 +341,16 @@ def _hostline(env, branch, row):
     new = row['newmigrations']
     if new:
         # The first few; JSON has them all.
-        names = b', '.join(new[:3])
+        names = b', '.join(
+            m.key + (b' [%s]' % b', '.join(m.flags) if m.flags else b'')
+            for m in new[:3])
         if len(new) > 3:
             names += _(b' and %d more') % (len(new) - 3)
         text += _(b' (new migrations: %s)') % names
+        blocker = migrationplan.Plan(new).blocker()
+        if blocker is not None:
+            text += _(b'; that deploy could not be rolled back past %s') % (
+                blocker.key)
     return text
 
 

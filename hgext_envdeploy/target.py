@@ -20,7 +20,7 @@ import time
 from mercurial.i18n import _
 from mercurial import node as nodemod, pycompat
 
-from . import cmdserver, edits, healthcheck, journal, lock, migrations
+from . import cmdserver, edits, healthcheck, hints, journal, lock, migrations
 from .shell import ShellError, quote
 
 
@@ -58,6 +58,7 @@ class HostResult:
         self.current = None
         self.migrations = {}
         self.rollback = None
+        self.plan = None  # the journal's plan field (migrationplan.py)
         self.undo = None  # the migration host's own rollback record
         self.converged = False  # already deployed: only the check runs
         self.begun = False  # the journal has this run's begin line
@@ -202,7 +203,7 @@ class HostSession:
         if status:
             raise StepFailed(
                 b'path', _(b'%s does not exist on this host') % self.env.path,
-                out, _(b'clone the repository there first'),
+                out, hints.missingpath(self.env),
             )
 
     def export(self, environ):
@@ -332,7 +333,8 @@ class HostSession:
         status, out = self.run(b'sh -c %s' % quote(command))
         if status:
             raise StepFailed(b'state', _(b'cannot read the migration state'),
-                             out, _(b'check migrate.state in [environments]'))
+                             out, hints.forstep(self.env, b'migrate', status, out)
+                             or _(b'check migrate.state in [environments]'))
         return migrations.parse(out)
 
     def journal(self, tail=None):
@@ -461,7 +463,8 @@ class HostSession:
             raise StepFailed(
                 name, _(b'%s exited with status %d') % (name, status)
                 + (b' (%s)' % healthcheck.summary(tries, duration, stopped)
-                   if tries else b''), out)
+                   if tries else b''), out,
+                hints.forstep(self.env, name, status, out))
         self.say(self.host, _(b'%s ok (%.1fs)') % (name, duration)
                  if not tries else _(b'%s ok (try %d, %.1fs)')
                  % (name, tries, duration))

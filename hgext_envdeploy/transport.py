@@ -18,6 +18,7 @@ lazy importer and would slow down every hg command.
 """
 
 import os
+import re
 import select
 import socket
 import subprocess
@@ -26,7 +27,7 @@ import threading
 from mercurial.i18n import _
 from mercurial import demandimport, encoding, pycompat
 
-from . import config
+from . import config, hints
 
 
 # Connections being set up at once, per run (see SSHContext).
@@ -129,8 +130,10 @@ class SSHTransport:
 class SSHContext:
     """What every connection of one run shares.
 
-    known_hosts and ~/.ssh/config are parsed once per run, not once per
-    host: a large known_hosts file is slow to read.
+    known_hosts is parsed once per run, not once per host: a large
+    known_hosts file is slow to read.  A host's ssh configuration is what
+    ``ssh -G`` says (Include, Match, IdentitiesOnly as OpenSSH reads them)
+    where the ssh client is installed, else paramiko's parser.
     """
 
     def __init__(self, ui, settings):
@@ -153,9 +156,12 @@ class SSHContext:
         if os.path.exists(self.knownhosts):
             self.hostkeys.load(self.knownhosts)
         self.sshconfig = paramiko.SSHConfig()
-        sshconfig = pycompat.fsdecode(settings[b'sshconfig'])
+        sshconfig = os.path.expanduser(pycompat.fsdecode(settings[b'sshconfig']))
         if os.path.exists(sshconfig):
             self.sshconfig = paramiko.SSHConfig.from_path(sshconfig)
+        # OpenSSH's own reading (Include, Match, every key) where the ssh
+        # client is installed; paramiko's parser otherwise.
+        self.openssh = OpenSSHConfig.find(sshconfig)
         self._writelock = threading.Lock()
         # sshd drops unauthenticated connections beyond MaxStartups (10 by
         # default): never have more handshakes than that in flight at once.
@@ -166,6 +172,10 @@ class SSHContext:
 
         ``user`` and ``port`` given in hgrc win over the config file.
         """
+        if self.openssh is not None:
+            resolved = self.openssh.resolve(alias, user, port)
+            if resolved is not None:
+                return resolved
         found = self.sshconfig.lookup(alias)
         return {
             'hostname': found.get('hostname', alias),
@@ -176,6 +186,8 @@ class SSHContext:
             'proxycommand': found.get('proxycommand'),
             'proxyjump': found.get('proxyjump'),
             'forwardagent': found.get('forwardagent', 'no').lower() == 'yes',
+            'identitiesonly': found.get('identitiesonly', 'no').lower() == 'yes',
+            'agent': found.get('identityagent', '').lower() != 'none',
         }
 
     def connect(self, host, env):
@@ -247,6 +259,10 @@ class SSHContext:
                     port=hop['port'],
                     username=hop['user'],
                     key_filename=hop['keyfiles'] or None,
+                    # IdentitiesOnly: the configured keys, nothing else.
+                    look_for_keys=not hop['identitiesonly'],
+                    allow_agent=hop['agent'] and not (
+                        hop['identitiesonly'] and hop['keyfiles']),
                     timeout=self.timeout,
                     banner_timeout=self.timeout,
                     auth_timeout=self.timeout,
@@ -283,9 +299,15 @@ class SSHContext:
                 _(b'authentication failed for %s@%s: %s')
                 % (pycompat.bytestr(hop['user']), keyname,
                    encoding.strtolocal(str(exc))),
-                _(b'set the identity key, or load the key into ssh-agent'),
+                hints.authfailed(pycompat.bytestr(hop['user']),
+                                 hop['keyfiles']),
             )
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except OSError as exc:  # refused, unknown name, timeout: say which
+            client.close()
+            what, hint = hints.connectfailure(exc, hop['hostname'], hop['port'])
+            raise ConnectError(_(b'cannot connect to %s: %s') % (keyname, what),
+                               hint)
+        except (paramiko.SSHException, EOFError) as exc:
             client.close()
             raise ConnectError(
                 _(b'cannot connect to %s: %s')
@@ -307,6 +329,111 @@ class SSHContext:
             % (pycompat.bytestr(keyname), pycompat.bytestr(key.get_name()),
                pycompat.fsencode(self.knownhosts))
         )
+
+
+class OpenSSHConfig:
+    """A host's configuration as OpenSSH reads it: ``ssh -G HOST``.
+
+    ``ssh -G`` prints the effective configuration (Include and Match
+    applied, ``~`` and tokens expanded) without connecting.  One run per
+    host and run, cached.
+    """
+
+    def __init__(self, ssh, configfile):
+        self.ssh = ssh
+        self.configfile = configfile
+        self._cache = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def find(cls, configfile):
+        """The reader for ``configfile``, or None without an ssh client."""
+        import shutil
+
+        ssh = shutil.which('ssh')
+        return cls(ssh, configfile) if ssh else None
+
+    def command(self, alias, user=None, port=None):
+        args = [self.ssh, '-G']
+        # Without -F, ssh reads the passwd home's ~/.ssh/config and the
+        # system's ssh_config: the same as here unless HOME says otherwise.
+        default = os.path.join(os.path.expanduser('~' + _localuser()),
+                               '.ssh', 'config')
+        if self.configfile != default:
+            args += ['-F', self.configfile if os.path.exists(self.configfile)
+                     else os.devnull]
+        if user:
+            args += ['-l', user]
+        if port:
+            args += ['-p', str(port)]
+        return args + ['--', alias]
+
+    def resolve(self, alias, user=None, port=None):
+        """The dict :meth:`SSHContext._resolve` returns; None when ssh
+        cannot say (then paramiko's parser answers)."""
+        key = (alias, user, port)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self._read(alias, user, port)
+        return self._cache[key]
+
+    def _read(self, alias, user, port):
+        try:
+            proc = subprocess.run(self.command(alias, user, port),
+                                  stdin=subprocess.DEVNULL,
+                                  capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode:
+            # A configuration ssh itself rejects: say so, as ssh would.
+            lines = [l for l in proc.stderr.splitlines() if l.strip()]
+            raise ConnectError(
+                _(b'ssh cannot read its configuration for %s: %s')
+                % (pycompat.sysbytes(alias), lines[-1] if lines else b'?'),
+                _(b"'ssh -G %s' shows the same") % pycompat.sysbytes(alias))
+        return parsesshg(proc.stdout)
+
+
+def parsesshg(output):
+    """The connection settings in ``ssh -G`` output.
+
+    >>> found = parsesshg(b'hostname 10.0.0.5\\nport 2222\\nuser deploy\\n'
+    ...                   b'identityfile /nonexistent/id_x\\n'
+    ...                   b'proxyjump none\\nidentitiesonly yes\\n')
+    >>> found['hostname'], found['port'], found['user'], found['keyfiles']
+    ('10.0.0.5', 2222, 'deploy', [])
+    >>> found['proxyjump'], found['identitiesonly'], found['agent']
+    (None, True, True)
+    """
+    values = {}
+    for line in output.decode('utf-8', 'replace').splitlines():
+        key, _sep, value = line.partition(' ')
+        values.setdefault(key.lower(), []).append(value.strip())
+
+    def one(key, default=None):
+        value = values.get(key, [default])[0]
+        return None if value is None or value.lower() == 'none' else value
+
+    # ssh -G lists the default identity files too: only those that exist.
+    keyfiles = [os.path.expanduser(p) for p in values.get('identityfile', [])]
+    found = {
+        'hostname': one('hostname'),
+        'port': int(one('port', '22')),
+        'user': one('user') or _localuser(),
+        'keyfiles': [p for p in keyfiles if os.path.exists(p)],
+        'proxyjump': one('proxyjump'),
+        'forwardagent': (one('forwardagent') or 'no').lower() == 'yes',
+        'identitiesonly': (one('identitiesonly') or 'no').lower() == 'yes',
+        'agent': values.get('identityagent', [''])[0].lower() != 'none',
+    }
+    # ssh expands ProxyCommand's tokens only when it connects.
+    command = one('proxycommand')
+    if command:
+        tokens = {'h': found['hostname'], 'p': str(found['port']),
+                  'r': found['user'], 'n': found['hostname'], '%': '%'}
+        command = re.sub(r'%([hprn%])', lambda m: tokens[m.group(1)], command)
+    found['proxycommand'] = command
+    return found
 
 
 class _UnknownHostKey:

@@ -28,6 +28,10 @@ def test_every_environment_and_setting_of_the_example_loads():
     assert live.command(b"reload", web1) == b"touch deploy/wsgi.py"
     assert envs[b"live"].environ == {b"DJANGO_SETTINGS_MODULE": b"mysite.settings.live"}
     assert envs[b"live"].serial == b"1"
+    assert config.envconfig(ui, b"live", b"irreversible") == b"refuse"
+    assert config.envconfig(ui, b"staging", b"irreversible") == b"warn"
+    assert config.envconfig(ui, b"live", b"backup.keep") == 5
+    assert config.envconfig(ui, b"live", b"backup").startswith(b"pg_dump ")
     assert (live.checktimeout, live.checkinterval) == (30, 2)
     assert b'"$ENVDEPLOY_NODE" ]' in live.command(b"check", web1)
     assert settings[b"hostkeys"] == b"strict" and settings[b"cmdserver"] is True

@@ -226,7 +226,7 @@ def test_check_reports_every_problem_at_once(hgenv, central_repo, sshd_hosts, re
 
     assert r.rc == 1, r.text
     assert f"FAILED  path          {path} does not exist" in r.out
-    assert "(run 'hg envsetup staging')" in r.out
+    assert "(run 'hg envsetup staging': it clones the repository there)" in r.out
     assert "FAILED  requiredfiles missing: local_settings.py" in r.out
     assert "FAILED  lock          locked by colleague on desk" in r.out
     assert "FAILED  workingcopy   manual edits: manage.py" in r.out

@@ -88,7 +88,9 @@ def test_status_never_deployed_up_to_date_behind_and_unreachable(
     assert rows[h0.spec]["migrations"] == [new]
     assert rows[h0.spec]["deployedby"] == "Test User <test@example.com>"
     assert rows[h1.spec]["node"] == first and rows[h1.spec]["pending"] == 1
-    assert rows[h1.spec]["newmigrations"] == [new]
+    assert rows[h1.spec]["newmigrations"] == [
+        {"app": "bar", "name": migration[0], "flags": []}]
+    assert rows[h1.spec]["reversible"] is True
     assert rows[h1.spec]["migrations"] == []  # all of its code's migrations ran
     assert rows[h2.spec]["node"] == "" and rows[h2.spec]["pending"] == 3
     assert rows[h2.spec]["migrations"] is None  # no code there to ask
@@ -148,7 +150,7 @@ def test_status_of_every_environment_and_of_a_broken_one(hgenv, central_repo,
     assert "local: never deployed (empty working copy); 2 changesets" in r.out
     assert "live: branch live at" in r.out
     assert f"local: cannot read: {tmp_path / 'nowhere'} does not exist" in r.out
-    assert "(run 'hg envsetup live')" in r.out
+    assert "(run 'hg envsetup live': it clones the repository there)" in r.out
     r = hgenv.hg("envstatus", "-T", "json", "live", cwd=central_repo)
     [row] = json.loads(r.out)
     assert row["reachable"] is True and "does not exist" in row["error"]

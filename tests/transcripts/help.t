@@ -219,7 +219,10 @@ wording shows here, in review.
     still refused.
   
   "sshconfig"
-    The OpenSSH client configuration read (default "~/.ssh/config").
+    The OpenSSH client configuration read (default "~/.ssh/config"). Where the
+    "ssh" client is installed, each host's settings are what "ssh -G HOST"
+    prints ("Include", "Match" and "IdentitiesOnly" as OpenSSH applies them);
+    without it, paramiko's parser reads the file.
   
   "concurrency"
     How many hosts are deployed at once (default 8).
@@ -264,6 +267,12 @@ wording shows here, in review.
   named, and forces nothing.  "-n" shows the changesets and files to merge and
   whether the merge would conflict (tried in memory with an internal merge
   tool).
+  
+  Where hg-evolve's "topic" extension is enabled, FEATURE may be a topic: its
+  single head is merged (a branch or bookmark of the same name wins). envmerge
+  aborts naming the heads when the topic has several, refuses while it has
+  unstable (orphan) changesets ("hg evolve" first), and notes that merging
+  publishes the topic's changesets once pushed to a publishing repository.
   
   Push to deploy
   ==============
@@ -434,6 +443,54 @@ wording shows here, in review.
     "pretxncommit.envprotect" also stops commits made in the central repository
     itself.
   
+  Where changesets are deployed
+  =============================
+  
+  Every deploy, rollback and "hg envstatus" run from a repository (and every
+  push deploy the central repository's hooks run) records in that repository's
+  ".hg/envdeploy/records.jsonl" what it learned: per environment and host, the
+  changeset there, when and by whom it was deployed, and the run (format in
+  "records.py"; never a command, a variable or a secret).  A dry run records
+  nothing; envstatus records a host only when what it sees differs.  Reading the
+  records needs no network:
+  
+  "deployed([ENV])"
+    Revset: the changesets last known deployed to ENV's hosts (to any
+    environment without ENV).  "hg log -r "only(staging, deployed(live))"" lists
+    what live lacks of staging.
+  
+  "pendingdeploy(ENV)"
+    Revset: the changesets of the head of ENV's branch not yet on every host of
+    ENV (all of them for a host with no record here).
+  
+  "{envdeployed}"
+    Template keyword: a list of "env", "host", "date" (UTC) and "user" (also
+    "kind" and "outcome"), shown as "ENV@HOST YYYY-MM-DD": "hg log -G -T
+    '{node|short} {envdeployed}\n'" shows "live@web1 2026-12-02"; "-T
+    'json(node, envdeployed)'" gives the fields.  Plain "hg log" shows a
+    "deployed:" line (label "log.envdeployed").
+  
+  Hosts no longer in an environment's configuration are left out.  None of it
+  loads on hg commands that do not ask for it.
+  
+  With the extension enabled for hgweb ("hg serve", hgweb.wsgi), the page
+  "/environments" lists every environment: its branch and head, the changeset
+  each host is last known at (when, by whom), the changesets not deployed yet
+  (linked to their pages) and the last runs; "?style=json" gives the same as
+  data.  Changeset pages say where the changeset is deployed.  It is drawn for
+  the "paper" (and "coal") style, plainly in the others; it runs no command and
+  contacts no host.
+  
+  "promotefrom"
+    The environment this one promotes from ("live.promotefrom = staging"): "hg
+    envdeploy", "envmerge --deploy" and the push hooks refuse a changeset whose
+    files (its manifest) are not exactly those of a changeset deployed with
+    success to it, as the records here know or, when they do not, its hosts'
+    journals; the refusal names the files that differ and that environment's
+    last deployed changeset.  "hg envdeploy --untested" deploys anyway, and the
+    journal records it ("untested"). "hg envstatus" says whether the next
+    deploy's changeset was tested there.
+  
   Setting up and looking at environments
   ======================================
   
@@ -545,6 +602,36 @@ wording shows here, in review.
     deploy, roll back the failed host and every host the deploy had changed
     (migrations, then code, then reload).  "stop": leave the hosts as the
     failure found them.
+  
+  "irreversible"
+    "warn" (default) or "refuse".  Before any host changes, the migrations a
+    deploy applies are read from this repository (the "APP/migrations/*.py"
+    files of the deployed and the new changeset, parsed, no Django needed here)
+    and flagged "irreversible" (RunPython without "reverse_code", RunSQL without
+    "reverse_sql"), "nonatomic" ("atomic = False"), "destructive" (RemoveField,
+    DeleteModel, a rename: old code on other hosts breaks on it) or "unknown"
+    (cannot be read).  "warn" says in the plan and on the last line that the
+    deploy cannot be rolled back past the migration; "refuse" aborts before any
+    host changes unless "--irreversible".  A failed deploy that applied one is
+    not rolled back: every host stays at the new changeset with its schema, and
+    says so.
+  
+  "backup"
+    A command run on the migration host right before "migrate", only when the
+    deploy applies a migration, with "ENVDEPLOY_BACKUP" set to a file under the
+    target's ".hg/envdeploy/backups/", e.g. "pg_dump -Fc -f "$ENVDEPLOY_BACKUP"
+    "$PGDATABASE"".  A failing backup, or an empty file, fails the deploy before
+    anything is migrated.  The path is journaled and named when the deploy
+    fails.
+  
+  "backup.keep"
+    How many backups stay on the host (default 5).
+  
+  "restore"
+    The command "hg envrollback --restore" runs (after asking) in place of
+    reverting the migrations, with "ENVDEPLOY_BACKUP" set to the backup of the
+    deploy rolled back, e.g. "pg_restore --clean -d "$PGDATABASE"
+    "$ENVDEPLOY_BACKUP"".
   
   "migrate.state"
     A command printing the migration state in Django's "showmigrations" format.
