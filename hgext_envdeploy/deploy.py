@@ -28,7 +28,7 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import (config, confirm, direction, flow, freeze, heads, journal,
+from . import (config, confirm, direction, events, flow, freeze, heads, journal,
                migrationplan, migrations, promotion, records, rollback,
                transfer)
 from .run import Run, report
@@ -672,7 +672,7 @@ def _lastdeploy(records):
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
               opts=None, trigger=None, force=False, redeploy=False,
-              untested=False, irreversible=False, confirmed=False):
+              untested=False, irreversible=False, confirmed=False, via=None):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -687,6 +687,8 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     left on each host (records.py).
     With ``ENV.confirm``, asks first (see confirm.py), unless a push
     started it (``trigger``) or the caller asked already (``confirmed``).
+    The preenvdeploy and envdeploy hooks fire around it (events.py; ``via``
+    names a caller other than the command and the hooks: ``envmerge``).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -704,11 +706,15 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
                  breaklock=breaklock, trigger=trigger, force=force,
                  redeploy=redeploy, irreversible=irreversible)
     deploying.untested = untested
-    results = deploying.run()
-    records.fromrun(repo, deploying, results)
-    status = report(ui, env, results, opts or {}, b'deploy')
-    migrationplan.finalnote(ui, deploying)
-    return status
+
+    def finish(results):
+        records.fromrun(repo, deploying, results)
+        status = report(ui, env, results, opts or {}, b'deploy')
+        migrationplan.finalnote(ui, deploying)
+        return status
+
+    # Between the preenvdeploy and envdeploy hooks.
+    return events.around(ui, repo, deploying, finish, via)
 
 
 def batches(items, serial):

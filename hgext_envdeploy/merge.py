@@ -122,6 +122,7 @@ def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
         return deploymod.deployenv(
             ui, repo, env.name, rev=nodemod.hex(node) if node else None,
             confirmed=True,
+            via=b'envmerge',
         )
     return 0
 

@@ -25,7 +25,7 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import (config, confirm, flow, freeze, journal, migrationplan,
+from . import (config, confirm, events, flow, freeze, journal, migrationplan,
                migrations, records, stepenv, transfer)
 from .run import Run, report
 from .shell import ShellError
@@ -510,13 +510,18 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
                    force=force, dryrun=dryrun, breaklock=breaklock)
     transfer.sender(rollingback, repo)  # transfer = push: what -r needs
     rollingback.repo, rollingback.restore = repo, restore
-    results = rollingback.run()
-    records.fromrun(repo, rollingback, results)
-    if rollingback.disagree:
-        raise error.Abort(
-            _(b'hosts disagree on the deployment to return to: %s')
-            % b', '.join(b'%s -> %s' % (r.host.name, r.tonode[:12])
-                         for r in results if r.tonode),
-            hint=_(b'nothing was changed; use --force to return each host '
-                   b'to its own previous deployment, or pick one with -r'))
-    return report(ui, env, results, opts or {}, b'rollback')
+
+    def verdict(results):
+        records.fromrun(repo, rollingback, results)
+        if rollingback.disagree:
+            raise error.Abort(
+                _(b'hosts disagree on the deployment to return to: %s')
+                % b', '.join(b'%s -> %s' % (r.host.name, r.tonode[:12])
+                             for r in results if r.tonode),
+                hint=_(b'nothing was changed; use --force to return each '
+                       b'host to its own previous deployment, or pick one '
+                       b'with -r'))
+        return report(ui, env, results, opts or {}, b'rollback')
+
+    # Between the preenvrollback and envrollback hooks.
+    return events.around(ui, repo, rollingback, verdict)

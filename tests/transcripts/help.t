@@ -395,6 +395,73 @@ wording shows here, in review.
   not trust are ignored ("hg help config.trusted"): see "[trusted]" in the
   README.
   
+  Hooks around deploys and rollbacks
+  ==================================
+  
+  Deploys and rollbacks fire hooks on the machine that runs them, through
+  Mercurial's hook machinery ("hg help config.hooks"): shell and "python:" hooks
+  alike, in "[hooks]" as "NAME.SUFFIX":
+  
+    [hooks]
+    preenvdeploy.freeze = test ! -e /etc/no-deploys
+    envdeploy.chat = curl -fsS -o /dev/null -d "$HG_ENV: $HG_OUTCOME" URL
+  
+  "preenvdeploy", "preenvrollback"
+    Before any host is touched.  A failing hook (non-zero exit, or a true return
+    value) aborts the run with nothing changed anywhere.
+  
+  "envdeploy", "envrollback"
+    After the run, whatever its outcome (also after a failure or Ctrl-C). A
+    failing hook only warns.
+  
+  They fire for "hg envdeploy", "hg envrollback", "hg envmerge --deploy" and
+  push deploys (in the central repository, background mode included); not for
+  dry runs ("-n", "--check").  The automatic rollback of a failed deploy belongs
+  to that deploy: its "envdeploy" hook says "rolledback" for the hosts that went
+  back.  Shell hooks get these as "HG_*" variables ("HG_ENV", ...), Python hooks
+  as keyword arguments, all bytes:
+  
+  "env", "branch"
+    The environment and its named branch.
+  
+  "node"
+    The changeset (full hash).  For "preenvrollback" only with "-r" (otherwise
+    each host's journal decides, read later; empty); "envrollback" gets the
+    changesets the hosts went back to.
+  
+  "hosts"
+    The hosts of the environment, separated by spaces ("local" for a local
+    environment).
+  
+  "runid"
+    The run's id, as its journal records on the hosts have it ("hg envlog").
+  
+  "user"
+    Who ran it ("ui.username", as the journal says).
+  
+  "trigger"
+    "command", "envmerge" or "push"; for a push also "pusher" and "url" (empty
+    otherwise).
+  
+  After the run, also:
+  
+  "outcome"
+    "ok" (every host deployed, or already at the changeset), "failed" (at least
+    one host did not end well, or the run was refused before any change, e.g. a
+    host would go backwards) or "interrupted" (Ctrl-C).
+  
+  "results"
+    "HOST=OUTCOME" per host, separated by spaces, with the outcomes of the
+    journal ("ok", "unchanged", "failed", "rolledback", "partial",
+    "unreachable", "untouched", "interrupted"); empty when the run was refused
+    as a whole (a host would go backwards).
+  
+  "message"
+    What the run failed with (the "abort:" line); empty on success.
+  
+  The hooks' output goes to stderr, so that "-T json" keeps stdout for data.
+  "hgrc.example" shows a chat notification with "curl".
+  
   Who may push to an environment
   ==============================
   
