@@ -281,6 +281,8 @@ CHECKS = (
     (b'requiredfiles', _requiredfiles, (b'required',)),
     (b'lock', _lock, (b'lock',)),
     (b'freeze', _freeze, (b'freeze',)),
+    (b'journal', _journal, (b'lock', b'last')),
+    (b'workingcopy', _workingcopy, (b'dirty',)),
 )
 
 

@@ -51,6 +51,8 @@ requires is there:
     ok      requiredfiles settings.local
     ok      lock          free
     ok      freeze        not frozen
+    ok      journal       last run finished
+    ok      workingcopy   clean
   staging: every check passed on 1 host
 
   $ hg envdeploy staging
@@ -114,6 +116,9 @@ edit (-v), envcheck reports both and exits 1.
                           (run 'hg envsetup staging' (with staging.localsettings), or create them on the host)
     ok      lock          free
     ok      freeze        not frozen
-  staging: 1 check failed: local (requiredfiles)
+    ok      journal       last run finished
+    FAILED  workingcopy   manual edits: app.txt
+                          (a deploy saves them as a patch under */local.t/site/.hg/envdeploy/patches and discards them) (glob)
+  staging: 2 checks failed: local (requiredfiles, workingcopy)
   [1]
 
