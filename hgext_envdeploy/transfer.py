@@ -27,7 +27,8 @@ import threading
 import weakref
 
 from mercurial.i18n import _
-from mercurial import bundle2, changegroup, discovery, node as nodemod, pycompat
+from mercurial import (bundle2, changegroup, discovery, hg, node as nodemod,
+                       pycompat)
 
 from .shell import ShellError
 
@@ -49,6 +50,7 @@ class Send:
         self.node = node
         self._lock = threading.Lock()
         self._bundles = {}  # frozenset(common heads) -> (file, size, count)
+        self._quietrepo = None
         self._progress = None
         self._total = 0
         self._sent = 0
@@ -117,9 +119,28 @@ class Send:
             common = frozenset(n for n in (nodemod.bin(h) for h in theirs
                                            if len(h) == 40) if has(n))
             if common not in self._bundles:
-                self._bundles[common] = _write(self.ui, self.repo, common,
+                repo = self._quiet()
+                self._bundles[common] = _write(repo.ui, repo, common,
                                                nodemod.bin(self.node))
             return self._bundles[common]
+
+    def _quiet(self):
+        """The repository opened again with a ui of its own that says
+        nothing.  The bundle writer prints through ``repo.ui`` (``N
+        changesets found`` and sizes with -v, node lists with --debug),
+        the ui the other hosts' threads print through as well, so it can
+        neither be silenced there nor given a host's prefix; each host's
+        ``sending N changesets`` line says the same."""
+        if self._quietrepo is None:
+            ui = self.repo.baseui.copy()
+            for key, value in ((b'quiet', b'true'), (b'verbose', b'false'),
+                               (b'debug', b'false')):
+                ui.setconfig(b'ui', key, value, b'envdeploy')
+            repo = hg.repository(ui, self.repo.root).unfiltered()
+            if self.repo.filtername:  # what the command sees (--hidden)
+                repo = repo.filtered(self.repo.filtername)
+            self._quietrepo = repo
+        return self._quietrepo
 
 
 def _write(ui, repo, common, node):

@@ -30,6 +30,10 @@ def has(hgenv, repo, node):
     return hgenv.hg("log", "-R", repo, "-r", node, "-T", "{node}").out == node
 
 
+def nodes(hgenv, repo):
+    return set(hgenv.hg("log", "-R", repo, "-T", "{node}\n", check=True).out.split())
+
+
 def default_path(hgenv, repo):
     return hgenv.hg("paths", "-R", repo, "default").out.strip()
 
@@ -98,3 +102,56 @@ def test_push_sets_up_new_hosts_without_any_access_to_the_source(
         assert r.rc == 0, r.text
         r = hgenv.hg("envsetup", "staging", cwd=central_repo)
         assert r.rc == 0 and "nothing changed" in r.out, r.text
+
+
+HOOK = (
+    "[extensions]\nhgext_envdeploy =\n"
+    "[hooks]\nchangegroup.envdeploy = python:hgext_envdeploy.hooks.changegroup\n"
+)
+
+
+def test_push_deploy_from_the_central_repository_sends_the_changesets(
+        hgenv, central_repo, sshd_hosts, remote_dir, tmp_path):
+    hosts = sshd_hosts.hosts[:2]
+    path = os.path.join(remote_dir, "site")
+    targets = [clone_target(hgenv, central_repo, sshd_hosts.local_path(h, path))
+               for h in hosts]
+    hgenv.write_hgrc(central_repo, HOOK + ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=", ".join(h.spec for h in hosts), path=path,
+        reload="echo reloaded", transfer="push", autodeploy="true"))
+    work = tmp_path / "work"
+    hgenv.hg("clone", "-q", central_repo, work, check=True)
+    node = commit_on(hgenv, work, "staging", "feature",
+                     lambda repo: open(repo / "feature", "w").write("1\n"))
+    # Pushed in the same push, on a branch no environment deploys.
+    wip = commit_on(hgenv, work, "live", "live secret",
+                    lambda repo: open(repo / "wip", "w").write("wip\n"))
+
+    before = [nodes(hgenv, target) for target in targets]
+
+    with unreadable(hosts, central_repo):
+        r = hgenv.hg("push", "-v", central_repo, cwd=work)
+
+    assert r.rc == 0, r.text
+    assert f"autodeploy: staging: deployed {node[:12]}" in r.out, r.text
+    # With -v every line of the deploy says which host it is about: the bundle
+    # writer's own "1 changesets found" and sizes are not left unprefixed (the
+    # push's "2 changesets found" before the hook is hg's own).
+    deploy = r.out.split("calling hook changegroup.envdeploy")[1].splitlines()[1:]
+    assert deploy[0].startswith(f"deploying {node[:12]} (staging) to staging: ")
+    assert deploy[-1] == f"autodeploy: staging: deployed {node[:12]}"
+    prefixes = tuple(f"{h.spec}: " for h in hosts)
+    assert [line for line in deploy[1:-1] if not line.startswith(prefixes)] == []
+    for host in hosts:
+        assert f"{host.spec}: | sending 1 changesets" in r.out, r.text
+    for target, had in zip(targets, before):
+        assert parent(hgenv, target) == node
+        # Only the pushed staging changeset arrived, not the live one beside it.
+        assert nodes(hgenv, target) == had | {node}
+        assert not has(hgenv, target, wip)
+        assert default_path(hgenv, target) == str(central_repo)
+        [record] = journal(target)
+        assert record["outcome"] == "ok" and record["to"] == node
+        assert record["trigger"]["hook"] == "changegroup"
+        assert record["trigger"]["source"] == "push"
+        assert [s["name"] for s in record["steps"]] == ["pull", "update", "reload"]
