@@ -174,9 +174,12 @@ class Runner:
         """Journal the ``migrating`` line (run.progress's), through the
         runner; StepFailed, and the runner ended, when it cannot."""
         self.waiting = False
-        self._send(journal.appendscript(dict(fields, id=self.run.id),
-                                        journal.MIGRATING))
+        script = journal.appendscript(dict(fields, id=self.run.id),
+                                      journal.MIGRATING)
         shell = self.session.shell
+        if shell.trace is not None:
+            shell.trace(b'%s (migration runner)' % script)
+        self._send(script)
         shell.busy = True
         try:
             line = b''
