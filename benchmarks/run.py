@@ -2,7 +2,7 @@
 """Benchmarks of hg envdeploy against plain ssh, xargs and Fabric (issue 7).
 
     sudo .venv/bin/python benchmarks/run.py [--quick]
-        [--only 1,latency,2,rt,3,4,5,breakdown] [--readme auto|yes|no] [--keep]
+        [--only 1,latency,2,rt,3,4,5,push,breakdown] [--readme auto|yes|no] [--keep]
 
 Real sshd instances on 127.0.0.1 (tests/sshdhosts.py), real repositories,
 real Django migrations.  Every comparison is a ratio taken within one
@@ -243,7 +243,7 @@ class Bench:
         for i in range(4 * self.reps["fleet"] + 2):
             self.fleet.append(self.commit(f"fleet {i}", lambda r, i=i: _write(
                 r, "version.txt", f"fleet {i}\n")))
-        # Branch "xfer": a code change per changeset (item 6).
+        # Branch "xfer": a code change per changeset (item push).
         self.hg("update", "-q", self.base)
         self.hg("branch", "-q", "xfer")
         self.xfer = []
@@ -274,7 +274,7 @@ class Bench:
             "fleet1": dict(hosts=spec(h0), path=self.paths["fleet1"], branch="fleet",
                            reload=FLEET_RELOAD),
         }
-        # Item 6: the same targets, changesets pulled by them or sent to them.
+        # Item push: the same targets, changesets pulled by them or sent to them.
         for transfer in ("pull", "push"):
             envs[f"xfer{transfer}"] = dict(envs["fleet"], branch="xfer", transfer=transfer)
             envs[f"xfer1{transfer}"] = dict(envs["fleet1"], branch="xfer",
@@ -792,7 +792,7 @@ def probe_netem():
     return f"not available (`tc qdisc add dev lo root netem ...`: {r.stderr.strip()})"
 
 
-def item6(bench):
+def item_push(bench):
     """transfer = push against pull, 32 hosts and 1 host, a new changeset each."""
     hosts = bench.hosts
     nodes = list(bench.xfer)
@@ -812,15 +812,16 @@ def item6(bench):
             order.reverse()
         for (what, env, on), node in zip(order, batch):
             runs[what].append(deploy(env, node, on))
-    bench.row("6", f"{len(hosts)} hosts: transfer = push / pull", runs["push"],
+    bench.row("push", f"{len(hosts)} hosts: transfer = push / pull", runs["push"],
               runs["pull"], 1.1)
-    bench.row("6a", "1 host: transfer = push / pull", runs["push1"], runs["pull1"], 1.1)
+    bench.row("push1", "1 host: transfer = push / pull", runs["push1"], runs["pull1"],
+              1.1)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", default="1,2,3,4,5,6,rt,latency,breakdown",
+    parser.add_argument("--only", default="1,2,3,4,5,push,rt,latency,breakdown",
                         help="comma-separated items to run (default: all)")
     parser.add_argument("--readme", choices=["auto", "yes", "no"], default="auto",
                         help="write the results into benchmarks/README.md "
@@ -867,8 +868,8 @@ def main():
             item4(bench)
         if "5" in only and "3" in only:
             item5(bench)
-        if "6" in only:
-            item6(bench)
+        if "push" in only:
+            item_push(bench)
         if "breakdown" in only:
             breakdown(bench)
     finally:
@@ -884,7 +885,7 @@ def main():
             "counted.")
     text = report(bench, args, netem, time.perf_counter() - started)
     print("\n" + text)
-    full = (only >= {"1", "2", "3", "4", "5", "6", "rt", "latency", "breakdown"}
+    full = (only >= {"1", "2", "3", "4", "5", "push", "rt", "latency", "breakdown"}
             and not args.quick)
     if args.readme == "yes" or (args.readme == "auto" and full):
         update_readme(text)

@@ -29,8 +29,8 @@ from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
 from . import (config, confirm, direction, events, flow, freeze, heads, journal,
-               migrationplan, migrations, promotion, records, rollback,
-               transfer)
+               migrationplan, migraterunner, migrations, promotion, records,
+               rollback, transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -251,12 +251,16 @@ class Deploy(Run):
         carried = self.carried(session)
         if self._touched[result.state.parent] or carried.get('after') is None:
             # Read with the new code (it knows every app) before the
-            # migrations run: what a rollback returns to.
-            listing = session.migrations()
+            # migrations run: what a rollback returns to.  In the Django
+            # that then migrates, where it can (migraterunner).
+            runner = migraterunner.start(self, result)
+            listing = runner.listing if runner else session.migrations()
             if listing is not None:
                 found['before'] = migrations.latest(listing)
-                self.progress(result, {'migrations': {
-                    'on': host.spec, 'before': found['before']}})
+                (runner.progress if runner else self.progress)(
+                    result, {'migrations': {'on': host.spec,
+                                            'before': found['before']}})
+            script = runner or script
         else:
             found['unchanged'] = True
             found['before'] = carried['after']
