@@ -32,6 +32,7 @@ ONFAILURE = (b'rollback', b'stop')
 IRREVERSIBLE = (b'warn', b'refuse')
 ONEDITS = (b'save', b'refuse')
 TRANSFERS = (b'pull', b'push')  # how changesets reach a target (transfer.py)
+LAYOUTS = (b'inplace', b'releases')  # path is the working copy, or not (releases.py)
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
 BACKGROUND = b'background'  # autodeploy: deploy detached from the push
 MIGRATE_ALL = b'all'
@@ -235,6 +236,16 @@ ENV_KEYS = {
     ),
     # The environment whose tested files this one deploys (promotion.py).
     b'promotefrom': _Key(b''),
+    # path is the working copy, or repo/ releases/ shared/ current (releases.py).
+    b'layout': _Key(
+        b'inplace',
+        _parsed(_oneof(LAYOUTS)),
+        _(b'use one of: %s') % b', '.join(LAYOUTS),
+        _(b"unknown layout '%(value)s'"),
+    ),
+    b'linked': _Key(list, _list),  # shared/ files linked into each release
+    b'keep': _Key(5, _parsed(_positive),
+                  message=_(b'%(key)s must be a positive number')),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
 USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
@@ -382,6 +393,9 @@ class Environment:
         usersteps=None,
         transfer=b'pull',
         promotefrom=b'',
+        layout=b'inplace',
+        linked=(),
+        keep=5,
     ):
         self.name = name
         self.hosts = hosts
@@ -421,6 +435,9 @@ class Environment:
         self.migrateon = None if migrateall else (migrateon or hosts[0])
         self.transfer = transfer  # pull, or push (transfer.py)
         self.promotefrom = promotefrom  # an environment's name, or b''
+        self.layout = layout  # inplace, or releases (releases.py)
+        self.linked = list(linked)  # paths in shared/, linked into releases
+        self.keep = keep  # releases kept on disk
 
     @property
     def islocal(self):
@@ -785,7 +802,8 @@ _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'check.timeout', b'check.interval', b'onfailure',
                b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
-               b'protect', b'onedits', b'transfer', b'promotefrom')
+               b'protect', b'onedits', b'transfer', b'promotefrom',
+               b'layout', b'linked', b'keep')
 
 
 def _checkname(ui, name):

@@ -29,7 +29,8 @@ from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
 from . import (config, direction, flow, heads, journal, migrationplan,
-               migrations, promotion, records, rollback, transfer)
+               migrations, promotion, records, releases, rollback,
+               transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -72,7 +73,7 @@ class Deploy(Run):
         self.force = force
         self.redeploy = redeploy
         self.node = ctx.hex()
-        self.layout = InPlace()
+        self.layout = releases.choose(env, InPlace())
         self._failures = 0
         self._countlock = threading.Lock()
         self.stopped = threading.Event()
