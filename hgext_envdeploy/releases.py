@@ -480,3 +480,18 @@ def _convert(setup, session, row):
                           b"them") % (env.path, env.path))
     session.enter()
     return True
+
+
+# -- envstatus, envlog, envcheck ----------------------------------------------
+
+
+def statuspart(env):
+    """The snippet of envstatus's round trip that reads the layout."""
+    return (LAYOUT, listscript(env.path))
+
+
+def fillstatus(row, found):
+    """``release`` (the live one) and ``releases`` (on disk) of a row."""
+    disk = Disk(found[1]) if found else Disk(b'')
+    row['release'] = disk.live or b''
+    row['releases'] = sorted(disk.releases)

@@ -56,3 +56,126 @@ def test_envsetup_then_deploy_makes_a_release_and_switches(hgenv, central_repo, 
     assert record["outcome"] == "ok" and record["release"] == live
     names = [s["name"] for s in record["steps"]]
     assert names.index("migrate") < names.index("switch") < names.index("reload")
+
+
+def change(name):
+    def edit(repo):
+        with open(os.path.join(repo, "release.txt"), "w") as fp:
+            fp.write(name + "\n")
+    return edit
+
+
+def deployed_twice(hgenv, central_repo, tmp_path, **keys):
+    target = setup_site(hgenv, central_repo, tmp_path, **keys)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    first = release_of(target)
+    node = commit_on(hgenv, central_repo, "staging", "second", change("second"))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    return target, first, release_of(target), node
+
+
+def test_rollback_switches_back_without_hg_update(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    assert first != second and on_disk(target) == [first, second]
+    old = parent_of(hgenv, os.path.join(target, "releases", first))
+
+    r = hgenv.hg("envrollback", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert release_of(target) == first
+    assert parent_of(hgenv, os.path.join(target, "current")) == old
+    record = repojournal(target)[-1]
+    assert record["kind"] == "rollback" and record["outcome"] == "ok"
+    assert record["release"] == first
+    names = [s["name"] for s in record["steps"]]
+    assert "update" not in names and "pull" not in names, names
+    assert names == ["switch", "reload"], names
+    # The newer release stays on disk: deploying it again is a switch away.
+    assert on_disk(target) == [first, second]
+
+
+def test_failed_check_after_the_switch_switches_back(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    commit_on(hgenv, central_repo, "staging", "third", change("third"))
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate=MIGRATE, check="grep -q second release.txt")))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0 and "rolled back" in r.err, r.text
+    assert release_of(target) == second
+    record = repojournal(target)[-1]
+    assert record["failed"] == "check" and record["release"] == second
+    back = [s["name"] for s in record["rollback"]["steps"]]
+    assert back == ["switch", "reload", "check"], back
+    assert len(on_disk(target)) == 3  # the failed release is kept, to look at
+
+
+def test_failed_migrate_leaves_current_untouched(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    before = os.readlink(os.path.join(target, "current"))
+    commit_on(hgenv, central_repo, "staging", "third", change("third"))
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate="false")))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0, r.text
+    assert os.readlink(os.path.join(target, "current")) == before
+    record = repojournal(target)[-1]
+    assert record["failed"] == "migrate"
+    assert "switch" not in [s["name"] for s in record["steps"]]
+    assert "switch" not in [s["name"] for s in record["rollback"]["steps"]]
+
+
+def test_keep_prunes_old_releases_never_the_live_one(hgenv, central_repo, tmp_path):
+    target = setup_site(hgenv, central_repo, tmp_path, keep=2)
+    made = []
+    for n in range(4):
+        if n:
+            commit_on(hgenv, central_repo, "staging", f"r{n}", change(f"r{n}"))
+        hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+        made.append(release_of(target))
+        assert release_of(target) in on_disk(target)
+    assert on_disk(target) == made[-2:]
+    # A rollback to the previous one, then a deploy: the one rolled back
+    # from is the oldest but stays, as live's predecessor... only 2 kept.
+    hgenv.hg("envrollback", "staging", cwd=central_repo, check=True)
+    assert release_of(target) == made[-2]
+    assert made[-2] in on_disk(target)
+
+
+def test_envstatus_says_the_release(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    import json
+    r = hgenv.hg("envstatus", "staging", "-T", "json", cwd=central_repo)
+    assert r.rc == 0, r.text
+    [row] = json.loads(r.out)
+    assert row["release"] == second and row["node"] == node
+    assert row["releases"] == [first, second]
+    r = hgenv.hg("envstatus", "staging", cwd=central_repo)
+    assert f"release {second}" in r.out, r.out
+
+
+def test_envsetup_converts_an_inplace_clone(hgenv, central_repo, tmp_path):
+    from envtools import clone_target, parent
+    target = str(clone_target(hgenv, central_repo, tmp_path / "site"))
+    hgenv.write_hgrc(central_repo, environment("staging", path=target, migrate=MIGRATE))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    node = parent(hgenv, target)
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate=MIGRATE)))
+
+    r = hgenv.hg("envsetup", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "converted: in-place clone at %s" % node[:12] in r.out, r.out
+    assert parent_of(hgenv, os.path.join(target, "current")) == node
+    assert os.path.exists(os.path.join(target, "shared", "db.sqlite3"))
+    assert len(repojournal(target)) == 1  # the journal came along
+    # and the next deploy is one of the layout
+    commit_on(hgenv, central_repo, "staging", "second", change("second"))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    assert len(on_disk(target)) == 2
