@@ -179,3 +179,89 @@ def test_envsetup_converts_an_inplace_clone(hgenv, central_repo, tmp_path):
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
     assert r.rc == 0, r.text
     assert len(on_disk(target)) == 2
+
+
+# -- a real gunicorn serving path/current ---------------------------------------
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from djangoproject import add_revision_views  # noqa: E402
+from envtools import PYTHON  # noqa: E402
+
+HTTPGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "httpget.py")
+
+
+def revision_release(hgenv, central_repo, name):
+    def edit(repo):
+        add_revision_views(repo, boot=1.0)
+        change(name)(repo)
+    return commit_on(hgenv, central_repo, "staging", name, edit)
+
+
+class Client:
+    """Requests /revision/ one after the other until stopped: at most MAX
+    requests, at most SECONDS; every answer kept, in order."""
+    MAX, SECONDS = 3000, 120
+
+    def __init__(self, server):
+        self.server = server
+        self.answers = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        deadline = time.monotonic() + self.SECONDS
+        while (not self.stop.is_set() and len(self.answers) < self.MAX
+               and time.monotonic() < deadline):
+            self.answers.append(self.server.get("/revision/", timeout=15))
+            time.sleep(0.02)
+
+    def finish(self):
+        time.sleep(0.3)  # a few answers after the run
+        self.stop.set()
+        self.thread.join(30)
+        return self.answers
+
+
+def changes_once(answers, old, new):
+    """Every answer 200; the revisions old...old then new...new."""
+    assert answers, "no answer at all"
+    bad = [a for a in answers if a[0] != 200]
+    assert not bad, bad[:5]
+    revisions = [body.strip() for _status, body in answers]
+    assert set(revisions) <= {old, new}, set(revisions)
+    switched = revisions.index(new) if new in revisions else len(revisions)
+    assert revisions[:switched] == [old] * switched
+    assert revisions[switched:] == [new] * (len(revisions) - switched), revisions
+    assert revisions[-1] == new
+
+
+def test_gunicorn_serves_old_then_new_never_a_mix(hgenv, central_repo, tmp_path,
+                                                   gunicorn):
+    first = revision_release(hgenv, central_repo, "first")
+    target = setup_site(hgenv, central_repo, tmp_path)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    server = gunicorn(os.path.join(target, "current"))
+    server.wait_for("/revision/", first + "\n")
+    served = (f'r=$({PYTHON} {HTTPGET} {server.url}/health/ 0.5) || exit; '
+              f'[ "$r" = "$ENVDEPLOY_NODE" ]')
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(
+        target, migrate=MIGRATE, reload=server.reload, check=served,
+        check_timeout=15, check_interval=0.3)))
+    second = revision_release(hgenv, central_repo, "second")
+
+    client = Client(server)
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    answers = client.finish()
+    assert r.rc == 0, r.text + server.logtext()
+    changes_once(answers, first, second)
+
+    client = Client(server)
+    r = hgenv.hg("envrollback", "staging", cwd=central_repo)
+    answers = client.finish()
+    assert r.rc == 0, r.text + server.logtext()
+    changes_once(answers, second, first)
+    record = repojournal(target)[-1]
+    assert "update" not in [s["name"] for s in record["steps"]]
