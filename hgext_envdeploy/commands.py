@@ -93,7 +93,11 @@ def envdeploy(ui, repo, env, **opts):
     The changeset is the single head of the environment's branch in this
     repository, or REV, which must be on that branch.  A host already at
     that changeset, with a clean working copy and a journal record of that
-    deploy, only runs ``check``.
+    deploy, only runs ``check``; --redeploy runs every step there too
+    (after a change to ``local_settings.py`` or to the server).
+    ``before.STEP`` and ``after.STEP`` add steps of your own (see
+    :hg:`help -e hgext_envdeploy`); ``onedits = refuse`` stops a deploy
+    to a host with manual edits before any host changes.
 
     Every host is reached and locked before any changes.  When a host
     fails, no further host starts and, with ``onfailure = rollback`` (the
@@ -118,9 +122,13 @@ def envdeploy(ui, repo, env, **opts):
     at the new changeset with its schema.  ``backup`` runs on the migration
     host before migrate, when there is a migration to apply.
 
-    With -n/--dry-run, show each host's current revision, the migrations
-    and the commands that would run, and change nothing.  With --check,
-    run the pre-flight checks of :hg:`envcheck` instead.
+    With -n/--dry-run, show each host's current revision and the steps the
+    real run would take with their commands (only ``check`` on a host
+    already deployed), the manual edits it would save, the migrations it
+    would apply with their flags, and a pull that would fail because the
+    changeset is not in the host's source (then it exits non-zero); change
+    nothing.  With --check, run the pre-flight checks of :hg:`envcheck`
+    instead.
 
     With ``ENV.promotefrom = OTHER``, the changeset must have exactly the
     files of one deployed with success to OTHER (as this repository's
@@ -379,6 +387,88 @@ def envcheck(ui, repo, env, **opts):
     machineoutput(ui, opts)
     return logic('preflight').envcheck(ui, repo, env,
                                        opts=pycompat.byteskwargs(opts))
+
+
+@command(
+    b'envlock',
+    [(b'm', b'message', b'', _(b'why (shown to every deploy refused)'),
+      _(b'REASON'))],
+    _(b'-m REASON ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envlock(ui, repo, env, **opts):
+    """freeze an environment: refuse every deploy and rollback of it
+
+    Records on every host of ENV (``.hg/envdeploy/freeze`` in the target
+    repository) who froze it, when, and REASON.  Until :hg:`envunlock`
+    lifts it, every deploy and rollback of ENV (:hg:`envdeploy`,
+    :hg:`envrollback`, :hg:`envmerge` --deploy, push to deploy, in the
+    background too) is refused before any host changes, with that reason.
+    --break-lock does not lift a freeze.  A deploy already running
+    finishes.  :hg:`envstatus` and :hg:`envcheck` show the freeze.
+
+    A host already frozen keeps its freeze (and who set it).  Exits
+    non-zero when a host could not be frozen (a deploy is refused while
+    any host is frozen).
+    """
+    return logic('freeze').envlock(ui, repo, env, opts.get('message'))
+
+
+@command(
+    b'envunlock',
+    [],
+    _(b'ENV'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envunlock(ui, repo, env, **opts):
+    """lift the freeze of an environment (see :hg:`envlock`)
+
+    Removes the freeze from every host of ENV, saying who had set it and
+    why.  Exits non-zero when a host could not be reached: it stays
+    frozen, and deploys stay refused.
+    """
+    return logic('freeze').envunlock(ui, repo, env)
+
+
+@command(
+    b'envexec',
+    [
+        (b'', b'host', b'', _(b'only this host'), _(b'HOST')),
+        (b'', b'role', b'', _(b'only the hosts of this role'), _(b'ROLE')),
+        (b'i', b'interactive', False,
+         _(b'an interactive session on one host (needs a terminal)')),
+    ],
+    _(b'[--host HOST | --role ROLE] [-i] ENV -- COMMAND [ARG]...'),
+    helpcategory=command.CATEGORY_REMOTE_REPO_MANAGEMENT,
+)
+def envexec(ui, repo, env, *command, **opts):
+    """run a command on the hosts of an environment
+
+    Runs COMMAND in ``path`` on every host of ENV (or HOST, or the hosts
+    of ROLE) in parallel, with the environment's ``env.NAME`` values,
+    and prints its output line by line, prefixed by the host.  The values
+    named in ``secret`` are masked (``***``) in the output and the
+    journal.
+
+    Several arguments are quoted one by one, as every value the extension
+    sends; a single argument is a command line of your own and runs as
+    written (``hg envexec live -- 'python manage.py showmigrations |
+    grep -v X'``).  Put ``--`` before COMMAND, so that its options are
+    not read as hg's.
+
+    With -i, on one host and from a terminal, the command gets a terminal
+    of its own (a pty) and your keyboard, for ``manage.py shell`` or
+    ``createsuperuser``.
+
+    Each host's journal records the run (kind ``exec``): who, the command
+    with the secrets masked, its exit status.  No deploy lock is taken.
+
+    Exits 0 when the command succeeded on every host; with one host, its
+    exit status; otherwise 1.
+    """
+    return logic('envexec').envexec(
+        ui, repo, env, list(command), hostname=opts.get('host'),
+        role=opts.get('role'), interactive=opts.get('interactive'))
 
 
 @command(

@@ -25,6 +25,8 @@ from mercurial.i18n import _
 from mercurial import config as configmod, error, registrar
 from mercurial.utils import procutil, stringutil
 
+from . import flow
+
 configtable = {}
 configitem = registrar.configitem(configtable)
 
@@ -236,6 +238,8 @@ ENV_KEYS = {
     ),
     # The environment whose tested files this one deploys (promotion.py).
     b'promotefrom': _Key(b''),
+    # Ask to type the environment's name before a deploy (confirm.py).
+    b'confirm': _Key(False, _bool, _BOOL_HINT),
     # path is the working copy, or repo/ releases/ shared/ current (releases.py).
     b'layout': _Key(
         b'inplace',
@@ -248,9 +252,7 @@ ENV_KEYS = {
                   message=_(b'%(key)s must be a positive number')),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
-USERSTEP_KEYS = tuple(b'%s.%s' % (when, step)
-                      for step in (b'update', b'migrate', b'reload', b'check')
-                      for when in (b'before', b'after'))
+USERSTEP_KEYS = flow.USERSTEPS
 ENV_KEYS.update((key, _Key(b'')) for key in USERSTEP_KEYS)
 
 _POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')
@@ -393,6 +395,7 @@ class Environment:
         usersteps=None,
         transfer=b'pull',
         promotefrom=b'',
+        confirm=False,
         layout=b'inplace',
         linked=(),
         keep=5,
@@ -432,6 +435,7 @@ class Environment:
         self.migrateall = migrateall
         self.onedits = onedits
         self.usersteps = usersteps or {}  # before.STEP/after.STEP: command
+        self.confirm = confirm  # ask before a deploy or rollback (confirm.py)
         self.migrateon = None if migrateall else (migrateon or hosts[0])
         self.transfer = transfer  # pull, or push (transfer.py)
         self.promotefrom = promotefrom  # an environment's name, or b''
@@ -802,7 +806,7 @@ _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'check.timeout', b'check.interval', b'onfailure',
                b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
-               b'protect', b'onedits', b'transfer', b'promotefrom',
+               b'protect', b'onedits', b'transfer', b'promotefrom', b'confirm',
                b'layout', b'linked', b'keep')
 
 

@@ -28,8 +28,8 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import (config, direction, flow, heads, journal, migrationplan,
-               migrations, promotion, records, releases, rollback,
+from . import (config, confirm, direction, events, flow, freeze, heads, journal,
+               migrationplan, migrations, promotion, records, releases, rollback,
                transfer)
 from .run import Run, report
 from .shell import quote
@@ -89,6 +89,7 @@ class Deploy(Run):
         self.groupresults(results)
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
+            freeze.guard(self, results)
             direction.guard(self, results)
             refuseedits(self, results)
             migrationplan.plandeploy(self, results)
@@ -207,6 +208,9 @@ class Deploy(Run):
         session = self.open(result)
         if session is None:
             return
+        if self.dryrun:
+            # No lock, so no journal read with it: the converge check asks.
+            session.tail = session.journal(tail=self.journaltail)
         result.state = state = session.readstate(self.node)
         result.fromnode = state.parent
         result.dirty = state.dirty
@@ -424,6 +428,10 @@ class Deploy(Run):
             (b'identify', b'-r', self.node, b'--', source))
         if not status:
             return
+        if self.env.source:
+            # As the plan shows the source: no password.
+            out = out.replace(self.env.source,
+                              urlutil.hidepassword(self.env.source))
         exc = self.pullfailed(StepFailed(
             b'pull', out.strip().splitlines()[-1:] and
             self.env.mask(out.strip().splitlines()[-1]) or
@@ -463,7 +471,8 @@ class Deploy(Run):
             self.say(r.host, _(b'rolling back to %s')
                      % (r.fromnode and r.fromnode[:12] or b'(empty)'),
                      label=b'envdeploy.failed')
-        self.foreach([r for r in undo if self.migrator(r) is r],
+        # flow.UNDO: the migrations on their hosts, then the code.
+        self.foreach(self.select(undo, flow.MIGRATORS),
                      self._undomigrations, _(b'unmigrating'))
         self.foreach(undo, self._undocode, _(b'rolling back'))
 
@@ -655,14 +664,15 @@ def newmigrations(repo, fromnode, tonode):
 def _lastdeploy(records):
     """The newest record that left its host deployed, or None."""
     for record in reversed(records):
-        if record.get('outcome') in journal.DEPLOYED:
+        if (record.get('outcome') in journal.DEPLOYED
+                and record.get('kind') != journal.EXEC):
             return record
     return None
 
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
               opts=None, trigger=None, force=False, redeploy=False,
-              untested=False, irreversible=False):
+              untested=False, irreversible=False, confirmed=False, via=None):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -675,6 +685,10 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     ``promotefrom`` refuses a changeset not tested there, unless
     ``untested`` (see promotion.py); this repository records what the run
     left on each host (records.py).
+    With ``ENV.confirm``, asks first (see confirm.py), unless a push
+    started it (``trigger``) or the caller asked already (``confirmed``).
+    The preenvdeploy and envdeploy hooks fire around it (events.py; ``via``
+    names a caller other than the command and the hooks: ``envmerge``).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -684,15 +698,23 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
         % (_(b'checking deploy of') if dryrun else _(b'deploying'),
            ctx, env.branch, env.name, env.describe())
     )
+    # Refusals that need no host come before the question.
+    untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
+    if not (dryrun or trigger or confirmed):
+        confirm.ask(ui, env, b'deploy', confirm.deployplan(env, ctx))
     deploying = Deploy(ui, repo, env, ctx, settings, dryrun=dryrun,
                  breaklock=breaklock, trigger=trigger, force=force,
                  redeploy=redeploy, irreversible=irreversible)
-    deploying.untested = promotion.check(ui, repo, env, ctx, untested, dryrun)
-    results = deploying.run()
-    records.fromrun(repo, deploying, results)
-    status = report(ui, env, results, opts or {}, b'deploy')
-    migrationplan.finalnote(ui, deploying)
-    return status
+    deploying.untested = untested
+
+    def finish(results):
+        records.fromrun(repo, deploying, results)
+        status = report(ui, env, results, opts or {}, b'deploy')
+        migrationplan.finalnote(ui, deploying)
+        return status
+
+    # Between the preenvdeploy and envdeploy hooks.
+    return events.around(ui, repo, deploying, finish, via)
 
 
 def batches(items, serial):

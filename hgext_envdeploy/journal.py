@@ -21,7 +21,8 @@ all hosts of one run) and ``phase`` (``begin``, ``migrating``, ``end``);
 a complete record has at least:
 
 ``kind``      ``deploy`` or ``rollback`` (the automatic rollback of a failed
-              deploy is part of its deploy's record: ``rollback``)
+              deploy is part of its deploy's record: ``rollback``), or
+              ``exec`` (see below)
 ``role``      the host's role (``ENV.hosts.ROLE``), or null
 ``env``       environment name; ``branch`` its branch
 ``host``      the host entry as written in hgrc (``local`` for local)
@@ -69,6 +70,15 @@ a complete record has at least:
               refused it (promotion.py): ``from`` (the environment it
               promotes from), ``tested`` (that environment's last deployed
               changeset, or null) and ``files`` (those that differ)
+
+An ``exec`` record (``hg envexec``, one ``end`` line written when the
+command has ended, no ``begin`` line) has ``id``, ``kind``, ``env``,
+``branch``, ``host``, ``role``, ``user``, ``client``, ``started``,
+``finished``, ``duration``, ``command`` (as run, with the values of
+``ENV.secret`` replaced by ``***``), ``interactive`` (true with ``-i``),
+``status`` (the command's exit status) and ``outcome`` (``ok`` or
+``failed``); no ``from`` nor ``to``: it deployed nothing, and readers
+looking for deployments pass over it.
 
 Readers skip a damaged line (a full disk can tear the last one) and report
 how many they skipped; writers first end a torn last line with a newline.
@@ -129,6 +139,7 @@ END = b'end'
 # Kinds of run.
 DEPLOY = b'deploy'
 ROLLBACK = b'rollback'
+EXEC = b'exec'  # hg envexec: a command run on the hosts, no deployment
 
 # Outcomes of a host in a run: the one vocabulary of the journal, the
 # summary and -T json.

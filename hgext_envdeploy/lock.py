@@ -24,6 +24,9 @@ held by a live process is never broken without ``--break-lock``.
 from .shell import quote
 
 LOCKDIR = b'.hg/envdeploy/lock'
+# A freeze (freeze.py): read in the lock's round trip, never removed by it.
+FREEZE = b'.hg/envdeploy/freeze'
+FROZEN = b'frozen:'
 
 # The acquiring script's exit status when another deploy holds the lock
 # (0 when it took it).
@@ -175,3 +178,26 @@ def describe(info):
         info.get(b'pid', b'?'),
         info.get(b'node', b'?'),
     )
+
+
+def freezescript():
+    """Prints ``frozen:`` and the freeze's lines (see freeze.py), or nothing."""
+    return b'if [ -f %(f)s ]; then echo %(m)s; cat %(f)s; fi' % {
+        b'f': FREEZE, b'm': FROZEN}
+
+
+def parsefreeze(output):
+    """The freeze's info from :func:`freezescript`'s output; None if none.
+
+    >>> parsefreeze(b'') is None
+    True
+    >>> info = parsefreeze(b'frozen:\\nuser=alice\\nreason=incident 42: db=slow\\n')
+    >>> info[b'user'], info[b'reason']
+    (b'alice', b'incident 42: db=slow')
+    >>> parsefreeze(b'frozen:\\n')  # a file emptied by hand still freezes
+    {}
+    """
+    first, _sep, rest = output.partition(b'\n')
+    if first.strip() != FROZEN:
+        return None
+    return readinfo(rest)

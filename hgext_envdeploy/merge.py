@@ -38,9 +38,9 @@ from mercurial import (
     mergestate as mergestatemod,
     node as nodemod,
 )
-from mercurial.utils import stringutil, urlutil
+from mercurial.utils import procutil, stringutil, urlutil
 
-from . import compat, config, deploy as deploymod, heads, topics
+from . import compat, config, confirm, deploy as deploymod, heads, topics
 
 # checkunfinished() only knows the operations of enabled extensions; a
 # rebase or histedit started before its extension was disabled still counts.
@@ -102,6 +102,10 @@ def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
                     envhead(repo, env), _destination(ui, repo, env, push))
         if dryrun:
             return _dryrun(ui, repo, plan, tool, deploy)
+        if deploy:
+            # Before the merge and its push, not after: a no here leaves
+            # everything as it was.
+            confirm.ask(ui, env, b'deploy', _deployplan(plan))
         if plan.merged:
             ui.status(_(b'%s (%s) is already merged into %s (branch %s at '
                         b'%s): nothing to commit or push\n')
@@ -117,8 +121,24 @@ def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
     if deploy:
         return deploymod.deployenv(
             ui, repo, env.name, rev=nodemod.hex(node) if node else None,
+            confirmed=True,
+            via=b'envmerge',
         )
     return 0
+
+
+def _deployplan(plan):
+    """What confirm.ask shows before the merge of a --deploy."""
+    env = plan.env
+    if plan.merged:
+        what = _(b'%s "%s" (%s is merged already)') % (
+            plan.target, plan.target.description().split(b'\n')[0],
+            plan.spec)
+    else:
+        what = _(b'the merge of %s (%s) into %s at %s') % (
+            plan.spec, plan.feature, env.branch, plan.target)
+    return [(_(b'changeset'), what), (_(b'branch'), env.branch),
+            (_(b'hosts'), env.describe())]
 
 
 # -- checks and resolution
@@ -244,6 +264,7 @@ def _mergecommit(ui, repo, plan, message, user, tool):
         (b'merge', b'checkunknown'): b'abort',
         (b'merge', b'checkignored'): b'abort',
     }
+    tool = mergetool(ui, tool)
     if tool:
         overrides[(b'ui', b'forcemerge')] = tool
     conflicts = None
@@ -292,8 +313,8 @@ def _mergecommit(ui, repo, plan, message, user, tool):
         for f in conflicts:
             ui.warn(b'  %s\n' % f)
         raise error.Abort(
-            _(b'merge of %s into %s abandoned: unresolved conflicts')
-            % (plan.spec, env.name),
+            _(b'merge of %s into %s abandoned: unresolved conflicts%s')
+            % (plan.spec, env.name, _notool(ui, tool)),
             hint=_(b"nothing was committed or pushed; the working copy is "
                    b"back at %s. Merge by hand: 'hg update %s', "
                    b"'hg merge %s', resolve, 'hg commit', 'hg push -r %s'; "
@@ -395,6 +416,40 @@ def _internaltool(tool):
     return tool and (tool.startswith(b':') or tool.startswith(b'internal:'))
 
 
+# The tool used when no terminal is there for an interactive one.
+NOTERMINAL_TOOL = b':merge'
+
+
+def terminal(ui):
+    """Whether a merge tool could talk to the user: stdin and stdout are
+    a terminal, and ``-y`` (``ui.interactive`` off) did not say no."""
+    return ui.interactive() and procutil.isatty(ui.fout)
+
+
+def mergetool(ui, tool):
+    """The merge tool the merge uses, dry run and real run alike.
+
+    ``-t TOOL``: that one, as asked.  Else, on a terminal: None,
+    Mercurial's own choice (``ui.merge``, ``[merge-tools]``, ``HGMERGE``,
+    its fallbacks such as vimdiff).  Without a terminal: the internal
+    ``:merge``, which starts nothing and leaves conflicts unresolved
+    (the merge is then abandoned), never a tool that waits for a user
+    who is not there.
+    """
+    if tool:
+        return tool
+    if terminal(ui):
+        return None
+    return NOTERMINAL_TOOL
+
+
+def _notool(ui, tool):
+    """Why no tool ran, for the abandon message."""
+    if tool == NOTERMINAL_TOOL and not terminal(ui):
+        return _(b' (no terminal: no merge tool was started)')
+    return b''
+
+
 def _predict(ui, repo, plan, tool, ancestor, touched):
     """Say whether the merge would conflict, merging in memory only.
 
@@ -402,6 +457,7 @@ def _predict(ui, repo, plan, tool, ancestor, touched):
     given internal tool, else Mercurial's internal 3-way merge.
     """
     both = sorted(set(touched) & set(_changed(ancestor, plan.target)))
+    tool = mergetool(ui, tool)
     used = tool if _internaltool(tool) else b':merge'
     wctx = context.overlayworkingctx(repo)
     wctx.setbase(plan.target)
@@ -428,6 +484,9 @@ def _predict(ui, repo, plan, tool, ancestor, touched):
     if not _internaltool(tool):
         ui.status(_(b'(a merge tool, given with -t or configured, may still '
                     b'resolve them)\n'))
+    elif not terminal(ui) and tool == NOTERMINAL_TOOL:
+        ui.status(_(b'(no terminal: the real run starts no merge tool either, '
+                    b'and would abandon the merge)\n'))
 
 
 # The in-memory merge writes a backup of every file it merges into the

@@ -9,9 +9,13 @@
 
 Every check a deploy needs, on every host, changing nothing (not even
 known_hosts: host keys are checked strictly), every problem reported at
-once.  :data:`CHECKS` lists them in the order they are shown; each reads a
-:class:`Reading` of the host, which runs the few round trips they share
-the first time one of them asks, and returns ``(status, message, hint)``.
+once.  :data:`CHECKS` is the table that drives them: each row names a
+check, its function and the sections of the one shared round trip it
+reads (:data:`SECTIONS` holds their scripts), in the order they are
+shown.  A function reads a :class:`Reading` of the host, which runs that
+round trip (only the sections some check reads) the first time one of
+them asks, and returns ``(status, message, hint)``.  A new check is a
+function and a row.
 """
 
 import re
@@ -20,7 +24,7 @@ from mercurial.i18n import _
 from mercurial import util
 from mercurial.utils import urlutil
 
-from . import config, hints, journal
+from . import config, freeze, hints, journal, lock
 from .hostread import (
     lastline, lockinfo, lockscript, onhosts, plural, prefixed, sections,
 )
@@ -55,7 +59,7 @@ class Wanted:
         """
         reading = Reading(self, session)
         row['checks'] = checks = []
-        for name, func in CHECKS:
+        for name, func, _reads in CHECKS:
             checks.append((name,) + func(reading))
 
 
@@ -87,25 +91,13 @@ class Reading:
 
     @util.propertycache
     def found(self):
-        """``{section: (exit status, output)}``, in one round trip."""
-        wanted, hg = self.wanted, self.hg
+        """``{section: (exit status, output)}``, in one round trip: the
+        :data:`SECTIONS` the :data:`CHECKS` read, that apply to this host."""
         self.session.enter()
-        parts = [(b'lock', lockscript()),
-                 (b'last', b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL)]
-        if wanted.required:
-            parts.append((b'required', missingscript(wanted.required)))
-        if self.version is not None:
-            identify = b'%s -y identify' % hg
-            if wanted.ctx is not None:
-                identify += b' -r %s' % wanted.ctx.hex()
-            identify += b' -- %s' % (quote(self.env.source) if self.env.source
-                                     else b'default')
-            parts += [
-                (b'roots', rootsscript(hg)),
-                (b'dirty', b"%s status -mard -T 'file:{path}\\n'" % hg),
-                (b'source', identify),
-            ]
-        return sections(self.session, parts)
+        wanted = {name for _check, _func, reads in CHECKS for name in reads}
+        parts = [(name, script(self)) for name, script in SECTIONS
+                 if name in wanted]
+        return sections(self.session, [p for p in parts if p[1] is not None])
 
     @util.propertycache
     def lock(self):
@@ -210,6 +202,17 @@ def _lock(r):
               b'--break-lock'))
 
 
+def _freeze(r):
+    if r.where != b'repo':
+        return _needsrepo()
+    frozen = freeze.shown(r.found[b'freeze'][1])
+    if not frozen:
+        return OK, _(b'not frozen'), None
+    return (FAILED, _(b'FROZEN %s') % frozen,
+            _(b"'hg envunlock %s' lifts it; until then every deploy and "
+              b'rollback is refused') % r.env.name)
+
+
 def _journal(r):
     if r.where != b'repo':
         return _needsrepo()
@@ -240,16 +243,46 @@ def _workingcopy(r):
               b'discards them') % (r.env.path, journal.DIRECTORY))
 
 
-# The checks, in the order they are shown.
+def _identify(r):
+    """Whether the source has the changeset (or answers at all)."""
+    identify = b'%s -y identify' % r.hg
+    if r.wanted.ctx is not None:
+        identify += b' -r %s' % r.wanted.ctx.hex()
+    return identify + b' -- %s' % (quote(r.env.source) if r.env.source
+                                   else b'default')
+
+
+def _withhg(script):
+    """``script(reading)`` where hg runs on the host, else not asked."""
+    return lambda r: script(r) if r.version is not None else None
+
+
+# The sections of the shared round trip, in the order they run: name,
+# script(reading) (None: not asked of this host).
+SECTIONS = (
+    (b'lock', lambda r: lockscript()),
+    (b'last', lambda r: b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL),
+    (b'freeze', lambda r: lock.freezescript()),
+    (b'required', lambda r: missingscript(r.wanted.required)
+     if r.wanted.required else None),
+    (b'roots', _withhg(lambda r: rootsscript(r.hg))),
+    (b'dirty', _withhg(lambda r: b"%s status -mard -T 'file:{path}\\n'"
+                       % r.hg)),
+    (b'source', _withhg(_identify)),
+)
+
+# The checks, in the order they are shown: name, function, the sections it
+# reads.  The first is the connection: an unreachable host skips the rest.
 CHECKS = (
-    (b'connect', _connect),
-    (b'hg', _hg),
-    (b'path', _path),
-    (b'source', _source),
-    (b'requiredfiles', _requiredfiles),
-    (b'lock', _lock),
-    (b'journal', _journal),
-    (b'workingcopy', _workingcopy),
+    (b'connect', _connect, ()),
+    (b'hg', _hg, ()),
+    (b'path', _path, (b'roots',)),
+    (b'source', _source, (b'source',)),
+    (b'requiredfiles', _requiredfiles, (b'required',)),
+    (b'lock', _lock, (b'lock',)),
+    (b'freeze', _freeze, (b'freeze',)),
+    (b'journal', _journal, (b'lock', b'last')),
+    (b'workingcopy', _workingcopy, (b'dirty',)),
 )
 
 
@@ -301,9 +334,9 @@ def envcheck(ui, repo, name, rev=None, opts=None):
 def _rowchecks(row):
     """A host's checks, with why the others could not run."""
     if not row['reachable']:
-        return [(b'connect', FAILED, row['error'], row['hint'])] + [
+        return [(CHECKS[0][0], FAILED, row['error'], row['hint'])] + [
             (name, SKIPPED, _(b'unreachable'), None)
-            for name, _func in CHECKS[1:]]
+            for name, _func, _reads in CHECKS[1:]]
     if row['error']:
         # The session broke down: what was checked still counts.
         return row.get('checks', []) + [

@@ -301,7 +301,7 @@ def revertcode(run, result, node, record, check=True):
     result.release = name
     record['at'] = node
     record['release'] = name
-    for step in (b'reload', b'check') if check else (b'reload',):
+    for step in flow.RESTORE[1:] if check else (b'reload',):
         script = session.command(step)
         if script:
             session.step(result, step, script, output, record=record['steps'])

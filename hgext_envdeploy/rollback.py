@@ -25,8 +25,8 @@ deployment left is the ``before`` of the record that followed it.
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import (config, journal, migrationplan, migrations, records, releases,
-               stepenv, transfer)
+from . import (config, confirm, events, flow, freeze, journal, migrationplan,
+               migrations, records, releases, stepenv, transfer)
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -137,7 +137,7 @@ def revertcode(run, result, node, record, check=True):
     record['at'] = node
     if not node:
         return
-    for name in (b'reload', b'check') if check else (b'reload',):
+    for name in flow.RESTORE[1:] if check else (b'reload',):
         script = session.command(name)
         if script:
             session.step(result, name, script, output, record=record['steps'])
@@ -331,15 +331,13 @@ class Rollback(Run):
         try:
             self.foreach(results, lambda r: self.guarded(r, self._prepare),
                          _(b'reading'))
+            freeze.guard(self, results)
             proceed = self._agree(results)
             if proceed and not self.dryrun:
-                self.foreach(results, lambda r: self.guarded(r, self._begin),
-                             _(b'preparing'))
-                self.foreach(self.select(results, 'migrators'),
-                             lambda r: self.guarded(r, self._migrations),
-                             _(b'unmigrating'))
-                self.foreach(results, lambda r: self.guarded(r, self._code),
-                             _(b'rolling back'))
+                for phase, topic, which in flow.ROLLBACK:
+                    work = getattr(self, '_' + phase.decode('ascii'))
+                    self.foreach(self.select(results, which),
+                                 lambda r, w=work: self.guarded(r, w), topic)
         finally:
             for r in results:
                 if r.outcome == b'pending':
@@ -452,7 +450,7 @@ class Rollback(Run):
         stepenv.towards(result.session, result.tonode)
         self.begin(result)
 
-    def _migrations(self, result):
+    def _unmigrate(self, result):
         """The migration host: the schema back, with the newer code."""
         if result.outcome != b'pending':
             return
@@ -511,17 +509,24 @@ def rollbackenv(ui, repo, name, rev=None, toid=None, migration=(),
     if rev:
         # Revision numbers differ between repositories: send the full hash.
         node = logcmdutil.revsingle(repo, rev).hex()
+    if not dryrun:
+        confirm.ask(ui, env, b'rollback', confirm.rollbackplan(env, node, toid))
     rollingback = Rollback(ui, env, settings, node=node, toid=toid, explicit=explicit,
                    force=force, dryrun=dryrun, breaklock=breaklock)
     transfer.sender(rollingback, repo)  # transfer = push: what -r needs
     rollingback.repo, rollingback.restore = repo, restore
-    results = rollingback.run()
-    records.fromrun(repo, rollingback, results)
-    if rollingback.disagree:
-        raise error.Abort(
-            _(b'hosts disagree on the deployment to return to: %s')
-            % b', '.join(b'%s -> %s' % (r.host.name, r.tonode[:12])
-                         for r in results if r.tonode),
-            hint=_(b'nothing was changed; use --force to return each host '
-                   b'to its own previous deployment, or pick one with -r'))
-    return report(ui, env, results, opts or {}, b'rollback')
+
+    def verdict(results):
+        records.fromrun(repo, rollingback, results)
+        if rollingback.disagree:
+            raise error.Abort(
+                _(b'hosts disagree on the deployment to return to: %s')
+                % b', '.join(b'%s -> %s' % (r.host.name, r.tonode[:12])
+                             for r in results if r.tonode),
+                hint=_(b'nothing was changed; use --force to return each '
+                       b'host to its own previous deployment, or pick one '
+                       b'with -r'))
+        return report(ui, env, results, opts or {}, b'rollback')
+
+    # Between the preenvrollback and envrollback hooks.
+    return events.around(ui, repo, rollingback, verdict)

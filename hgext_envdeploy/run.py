@@ -21,8 +21,8 @@ import time
 from mercurial.i18n import _
 from mercurial import error, node as nodemod, pycompat
 
-from . import (fanout, hostread, journal, migrationplan, stepenv, target,
-               transport)
+from . import (fanout, freeze, hostread, journal, migrationplan, stepenv,
+               target, transport)
 from .shell import ShellError
 from .target import Interrupted, StepFailed
 
@@ -159,6 +159,7 @@ class Run:
                                        self.env.name, self.id),
                          self.breaklock,
                          self.journaltail, self.hgserver)
+        freeze.check(self, result, session)  # refused, before any change
         return session
 
     def guarded(self, result, work):

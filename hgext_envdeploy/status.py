@@ -19,8 +19,8 @@ is most needed when something is wrong.
 from mercurial.i18n import _
 from mercurial import error, node as nodemod
 
-from . import (config, heads, journal, migrationplan, migrations, promotion,
-               records, releases)
+from . import (config, freeze, heads, journal, lock, migrationplan,
+               migrations, promotion, records, releases)
 from .hostread import (
     KINDS, HostError, enter, lastline, lockinfo, lockscript, onhosts, plural,
     prefixed, sections, short,
@@ -97,6 +97,7 @@ def _statusparts(session):
                     b"desc:{desc|firstline}\\n'" % session.hg),
         (b'dirty', b"%s status -mard -T 'file:{path}\\n'" % session.hg),
         (b'lock', lockscript()),
+        (b'freeze', lock.freezescript()),
         # The lines of the last run: its begin line is among them.
         (b'last', b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL),
     ]
@@ -114,6 +115,7 @@ def readstatus(session, row, showmigrations=True):
     _readparent(session, row, found.get(b'parent', (1, b'')))
     row['dirty'] = prefixed(found[b'dirty'][1]).get(b'file', [])
     row['locked'], running = lockinfo(found[b'lock'][1])
+    row['frozen'] = freeze.shown(found[b'freeze'][1])
     last, _damaged = journal.parse(found[b'last'][1])
     runs = journal.runs(last)
     row['last'] = runs[-1] if runs else None
@@ -243,7 +245,7 @@ _UNREAD = {
     'node': b'', 'desc': b'', 'targetbranch': b'', 'record': None,
     'last': None, 'dirty': [], 'locked': b'', 'migrations': None,
     'migrationerror': b'', 'pending': None, 'newmigrations': [],
-    'read': False, 'unfinished': b'', 'role': b'',
+    'read': False, 'unfinished': b'', 'role': b'', 'frozen': b'',
 }
 
 
@@ -293,7 +295,7 @@ def _writeunread(fm, row):
              else _(b'unreachable: %s\n'), row['error'], label=_FAILED)
     if row['hint']:
         fm.plain(b'    (%s)\n' % row['hint'])
-    fm.data(locked=row['locked'])
+    fm.data(locked=row['locked'], frozen=row['frozen'])
 
 
 def _writeread(ui, fm, env, branch, row):
@@ -316,6 +318,8 @@ def _writeread(ui, fm, env, branch, row):
             _(b'manual edits in %d files (-v lists them)')), label=_FAILED)
     fm.condwrite(row['locked'], b'locked', _(b'    locked by %s\n'),
                  row['locked'], label=_FAILED)
+    fm.condwrite(row['frozen'], b'frozen', _(b'    FROZEN %s\n'),
+                 row['frozen'], label=_FAILED)
     where = (b'' if len(env.hosts) == 1 or env.migrateall
              else _(b' (the database of %s)') % env.name)
     missing = row['migrations']

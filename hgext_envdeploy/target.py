@@ -61,6 +61,7 @@ class HostResult:
         self.plan = None  # the journal's plan field (migrationplan.py)
         self.undo = None  # the migration host's own rollback record
         self.converged = False  # already deployed: only the check runs
+        self.frozen = None  # the freeze found on the host (freeze.py)
         self.begun = False  # the journal has this run's begin line
         self.state = None
         self.wanted = None
@@ -162,6 +163,7 @@ class HostSession:
         self.locked = False
         self.tail = None  # journal records read with the lock
         self.found = None  # the State last read
+        self.frozen = None  # the freeze read with the lock (freeze.py)
         self.setaside = None  # (name, files) for the next update
         self.exported = {}  # the variables the session exported (enter)
         self.cancel = None  # the run's Ctrl-C event (Run.open)
@@ -236,12 +238,14 @@ class HostSession:
         self.hgserver.stop()
         self.shell.send(lock.acquirescript(holder, self.settings[b'locktimeout'],
                                            breaklock), subshell=False)
+        self.shell.send(lock.freezescript())  # after the lock: see freeze.py
         if journaltail:
             self.shell.send(journal.readscript(journaltail))
         if hgserver:
             self.hgserver.begin()
         status, out = self.shell.result(
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
+        self.frozen = lock.parsefreeze(self.shell.result()[1])
         if journaltail:
             self.tail = self._records(self.shell.result()[1])
         self.hgserver.greet()

@@ -114,6 +114,10 @@ class SSHTransport:
         except socket.timeout:
             return None
 
+    def openchannel(self):
+        """Another session on the same connection (``hg envexec -i``)."""
+        return self._clients[-1].get_transport().open_session()
+
     def close(self, wait=True):
         try:
             # End of input ends the remote shell, whose EXIT trap releases

@@ -34,4 +34,7 @@ def test_every_environment_and_setting_of_the_example_loads():
     assert config.envconfig(ui, b"live", b"backup").startswith(b"pg_dump ")
     assert (live.checktimeout, live.checkinterval) == (30, 2)
     assert b'"$ENVDEPLOY_NODE" ]' in live.command(b"check", web1)
+    assert live.onedits == b"refuse" and envs[b"staging"].onedits == b"save"
+    assert live.command(b"before.reload", worker).startswith(b".venv/bin/pip")
+    assert live.command(b"before.reload", web1) == b""
     assert settings[b"hostkeys"] == b"strict" and settings[b"cmdserver"] is True

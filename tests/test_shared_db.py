@@ -288,7 +288,8 @@ def test_rollback_right_after_an_unfinished_run(
     r = hgenv.hg("envrollback", "staging", cwd=central_repo)
 
     assert r.rc == 0, r.text
-    assert f"back to {first[:12]}, unapplying bar.0004_bar_f0004" in r.out
+    assert f"back to {first[:12]}\n" in r.out
+    assert "unapplying bar.0004_bar_f0004" in r.out
     assert parent(hgenv, t0) == first
     assert applied(postgres, pgdb) == BASE
 

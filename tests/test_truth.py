@@ -100,11 +100,13 @@ def test_failed_deploy_explains_its_rollback_on_stdout(hgenv, central_repo, tmp_
 
     assert r.rc != 0
     lines = [l for l in r.out.splitlines() if l.startswith("local:")]
-    # Two "update ok" lines: the deploy's, then the rollback's, explained between.
-    assert "update ok" in lines[0], r.out
-    assert "rolling back to (empty)" in lines[1], r.out
-    assert "update ok" in lines[2]
-    assert "FAILED at migrate" in lines[3]
+    # After the migration plan, two "update ok" lines: the deploy's, then
+    # the rollback's, explained between.
+    first = next(i for i, l in enumerate(lines) if "update ok" in l)
+    assert "migrations to apply" in " ".join(lines[:first]), r.out
+    assert "rolling back to (empty)" in lines[first + 1], r.out
+    assert "update ok" in lines[first + 2]
+    assert "FAILED at migrate" in lines[first + 3]
 
 
 def test_rollback_prints_its_migration_line_once(hgenv, central_repo, tmp_path):

@@ -130,6 +130,32 @@ wording shows here, in review.
     the new code.  "systemctl reload" waits for the unit's "ExecReload" only,
     which mostly sends a signal and returns: check with a timeout as for HUP.
   
+  "before.STEP", "after.STEP"
+    Commands of your own, run in "path" before or after STEP, for STEP in
+    "update", "migrate", "reload", "check".  Each is a step of its own, named as
+    its key ("before.migrate") in the output, the dry run, "-T json" ("steps")
+    and the journal; it fails the deploy as any step does, with the automatic
+    rollback.  It runs on the hosts STEP runs on ("before.migrate": the
+    migration host only) and, around "check", on a host already deployed too.
+    With roles, "before.STEP.ROLE" is that role's own (an empty value: none).
+  
+    A deploy's steps, phase by phase (every host of a phase in parallel): edits,
+    pull; update, migrate (on the migration host); update (on the other hosts);
+    reload, check.  A host already at the changeset, clean and deployed there by
+    its journal, runs only "check" ("--redeploy": all of them).  A failed deploy
+    then reverts the migrations on the migration host, the code, reload and
+    check ("onfailure").  For example, for every environment (in the envdeploy
+    section):
+  
+      before.migrate = .venv/bin/pip install -r requirements.txt
+      after.migrate = .venv/bin/python manage.py collectstatic --noinput
+  
+  "onedits"
+    What a deploy does with manual edits in a target's working copy: "save"
+    (default) keeps them as a patch under ".hg/envdeploy/patches/" and updates
+    anyway; "refuse" stops the deploy before any host changes, naming the hosts
+    and files (the dry run says the same).
+  
   "migrateon"
     The host whose "migrate" migrates the environment's one database (a host as
     written in "hosts", or a role: its first host).  Reading the migration state
@@ -206,6 +232,17 @@ wording shows here, in review.
     (steps, errors, "-T", background logs) has them replaced by "***", and they
     are never journaled.  Masking finds the value as written: a step that
     transforms it (encodes it, splits it) is beyond its reach.
+  
+  "confirm"
+    "true": "hg envdeploy", "hg envrollback" and "hg envmerge --deploy" show the
+    plan (changeset, branch, hosts) and ask you to type the environment's name;
+    anything else stops, nothing changed.  Without a terminal they abort, unless
+    "-y": Mercurial's "never prompt" option sets "ui.interactive" to false,
+    which is taken as the answer (so is "[ui] interactive = false", the same
+    setting; "--config ui.interactive=true" reads the answer from a piped
+    stdin).  envmerge asks before the merge, so a no leaves nothing merged or
+    pushed.  Push deploys are never asked: "autodeploy" is that decision.
+    Default "false".
   
   The environments in the repository: .hgenvironments
   ===================================================
@@ -299,7 +336,33 @@ wording shows here, in review.
   fails (someone pushed to the branch meanwhile) keeps the merge commit here,
   named, and forces nothing.  "-n" shows the changesets and files to merge and
   whether the merge would conflict (tried in memory with an internal merge
-  tool).
+  tool). Without a terminal (stdin and stdout, and no "-y"), no merge tool that
+  waits for a user is started: unless "-t" names one, the merge (and the dry
+  run's prediction) uses the internal ":merge", and conflicts abandon the merge
+  as above.  On a terminal, Mercurial picks the tool as for "hg merge"
+  ("ui.merge", "[merge-tools]", "HGMERGE", vimdiff ...).
+  
+  Guardrails
+  ==========
+  
+  "hg envlock ENV -m REASON" freezes ENV: every host records (in
+  ".hg/envdeploy/freeze") who froze it, when and why, and every deploy and
+  rollback of ENV (the commands, "envmerge --deploy", push to deploy, background
+  deploys) is refused before any host changes, naming them, until "hg envunlock
+  ENV".  The freeze is read with the deploy lock, so a deploy that was waiting
+  for the lock is refused too; one already running finishes.  "--break-lock"
+  does not lift a freeze.  "hg envstatus" ("frozen" in "-T json") and "hg
+  envcheck" (check "freeze") show it.
+  
+  "hg envexec ENV [--host HOST | --role ROLE] -- COMMAND [ARG]..." runs a
+  command in "path" on the hosts (in parallel), with "env.NAME" exported and
+  "secret" values masked, its output prefixed by the host ("HOST: | LINE").
+  Several arguments are quoted one by one; a single one is your command line,
+  run as written.  Exit status 0 when every host succeeded; with one host, its
+  status; else 1.  "-i" gives one host's command a pty wired to your terminal
+  ("manage.py shell", "createsuperuser").  Each host's journal gets an "exec"
+  record (who, the command with secrets masked, the exit status); no lock is
+  taken.
   
   Where hg-evolve's "topic" extension is enabled, FEATURE may be a topic: its
   single head is merged (a branch or bookmark of the same name wins). envmerge
@@ -364,6 +427,73 @@ wording shows here, in review.
   Hooks and environments in an hgrc that the user running hg on the server does
   not trust are ignored ("hg help config.trusted"): see "[trusted]" in the
   README.
+  
+  Hooks around deploys and rollbacks
+  ==================================
+  
+  Deploys and rollbacks fire hooks on the machine that runs them, through
+  Mercurial's hook machinery ("hg help config.hooks"): shell and "python:" hooks
+  alike, in "[hooks]" as "NAME.SUFFIX":
+  
+    [hooks]
+    preenvdeploy.freeze = test ! -e /etc/no-deploys
+    envdeploy.chat = curl -fsS -o /dev/null -d "$HG_ENV: $HG_OUTCOME" URL
+  
+  "preenvdeploy", "preenvrollback"
+    Before any host is touched.  A failing hook (non-zero exit, or a true return
+    value) aborts the run with nothing changed anywhere.
+  
+  "envdeploy", "envrollback"
+    After the run, whatever its outcome (also after a failure or Ctrl-C). A
+    failing hook only warns.
+  
+  They fire for "hg envdeploy", "hg envrollback", "hg envmerge --deploy" and
+  push deploys (in the central repository, background mode included); not for
+  dry runs ("-n", "--check").  The automatic rollback of a failed deploy belongs
+  to that deploy: its "envdeploy" hook says "rolledback" for the hosts that went
+  back.  Shell hooks get these as "HG_*" variables ("HG_ENV", ...), Python hooks
+  as keyword arguments, all bytes:
+  
+  "env", "branch"
+    The environment and its named branch.
+  
+  "node"
+    The changeset (full hash).  For "preenvrollback" only with "-r" (otherwise
+    each host's journal decides, read later; empty); "envrollback" gets the
+    changesets the hosts went back to.
+  
+  "hosts"
+    The hosts of the environment, separated by spaces ("local" for a local
+    environment).
+  
+  "runid"
+    The run's id, as its journal records on the hosts have it ("hg envlog").
+  
+  "user"
+    Who ran it ("ui.username", as the journal says).
+  
+  "trigger"
+    "command", "envmerge" or "push"; for a push also "pusher" and "url" (empty
+    otherwise).
+  
+  After the run, also:
+  
+  "outcome"
+    "ok" (every host deployed, or already at the changeset), "failed" (at least
+    one host did not end well, or the run was refused before any change, e.g. a
+    host would go backwards) or "interrupted" (Ctrl-C).
+  
+  "results"
+    "HOST=OUTCOME" per host, separated by spaces, with the outcomes of the
+    journal ("ok", "unchanged", "failed", "rolledback", "partial",
+    "unreachable", "untouched", "interrupted"); empty when the run was refused
+    as a whole (a host would go backwards).
+  
+  "message"
+    What the run failed with (the "abort:" line); empty on success.
+  
+  The hooks' output goes to stderr, so that "-T json" keeps stdout for data.
+  "hgrc.example" shows a chat notification with "curl".
   
   Who may push to an environment
   ==============================
@@ -620,11 +750,15 @@ wording shows here, in review.
   
    envcheck      check that every host of an environment is ready for a deploy
    envdeploy     deploy the head of an environment's branch to its hosts
+   envexec       run a command on the hosts of an environment
+   envlock: freeze an environment
+                 refuse every deploy and rollback of it
    envlog        show the deploy history of an environment
    envrollback   return an environment to an earlier deployment
    envsetup      prepare the hosts of a new environment
    envstatus     show what is deployed on each host, and what the next deploy
                  brings
+   envunlock     lift the freeze of an environment (see 'hg envlock')
   
   Change manipulation:
   

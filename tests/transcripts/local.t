@@ -50,6 +50,7 @@ requires is there:
     ok      source        the host's default path has 95f83fb24a0e
     ok      requiredfiles settings.local
     ok      lock          free
+    ok      freeze        not frozen
     ok      journal       last run finished
     ok      workingcopy   clean
   staging: every check passed on 1 host
@@ -114,6 +115,7 @@ edit (-v), envcheck reports both and exits 1.
     FAILED  requiredfiles missing: settings.local
                           (run 'hg envsetup staging' (with staging.localsettings), or create them on the host)
     ok      lock          free
+    ok      freeze        not frozen
     ok      journal       last run finished
     FAILED  workingcopy   manual edits: app.txt
                           (a deploy saves them as a patch under */local.t/site/.hg/envdeploy/patches and discards them) (glob)
