@@ -818,10 +818,59 @@ def item_push(bench):
               1.1)
 
 
+def item_releases(bench):
+    """layout = releases against in place, 1 host: a deploy (a code change),
+    then a rollback; ratios taken within each repetition."""
+    h0 = bench.hosts[0]
+    bench.hg("update", "-q", bench.base)
+    bench.hg("branch", "-q", "rel")
+    nodes = [bench.commit(f"rel {i}", lambda r, i=i: _write(r, "version.txt", f"rel {i}\n"))
+             for i in range(bench.reps["change"] + 2)]
+    bench.hg("update", "-q", "default")
+    template = os.path.join(bench.work, "template")
+    paths = {}
+    for name in ("relin", "relrel"):
+        paths[name] = os.path.join(bench.sshd.mount, name, "project")
+        dest = bench.sshd.local_path(h0, paths[name])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copytree(template, dest, symlinks=True)
+    with open(os.path.join(bench.central, ".hg", "hgrc"), "a") as f:
+        f.write("[environments]\n")
+        for name, extra in (("relin", {}), ("relrel", {"layout": "releases",
+                                                        "linked": "db.sqlite3"})):
+            for key, value in dict(hosts=h0.spec, path=paths[name], branch="rel",
+                                   **extra).items():
+                f.write(f"{name}.{key} = {value}\n")
+    bench.hg("envsetup", "relrel")  # converts the in-place clone to the layout
+
+    def deploy(env, node):
+        return bench.measure([h0], lambda: _changed(
+            bench.envdeploy(env, "--force", "-r", node)))
+
+    def rollback(env):
+        return bench.measure([h0], lambda: bench.hg("envrollback", env))
+
+    for env in ("relin", "relrel"):  # warm-up: a deploy to roll back from
+        deploy(env, nodes[0])
+    a, b = pairs(bench.reps["change"], lambda i: deploy("relrel", nodes[i + 1]),
+                 lambda i: deploy("relin", nodes[i + 1]))
+    c, d = [], []
+    # The deploys above left both at the last node: roll back and forth.
+    for i in range(bench.reps["change"]):
+        order = [("relrel", c), ("relin", d)]
+        for env, runs in order if i % 2 == 0 else reversed(order):
+            runs.append(rollback(env))
+            deploy(env, nodes[-1])
+    bench.row("R", "1 host, a code change: deploy with layout = releases / in place",
+              a, b, 1.1)
+    bench.row("Rb", "1 host: envrollback with layout = releases (switch) / in place "
+              "(update)", c, d, 0.5)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", default="1,2,3,4,5,push,rt,latency,breakdown",
+    parser.add_argument("--only", default="1,2,3,4,5,push,rt,latency,breakdown,releases",
                         help="comma-separated items to run (default: all)")
     parser.add_argument("--readme", choices=["auto", "yes", "no"], default="auto",
                         help="write the results into benchmarks/README.md "
@@ -872,6 +921,8 @@ def main():
             item_push(bench)
         if "breakdown" in only:
             breakdown(bench)
+        if "releases" in only:
+            item_releases(bench)
     finally:
         for relay in bench.relays.values():
             relay.stop()
@@ -885,7 +936,8 @@ def main():
             "counted.")
     text = report(bench, args, netem, time.perf_counter() - started)
     print("\n" + text)
-    full = (only >= {"1", "2", "3", "4", "5", "push", "rt", "latency", "breakdown"}
+    full = (only >= {"1", "2", "3", "4", "5", "push", "rt", "latency", "breakdown",
+                     "releases"}
             and not args.quick)
     if args.readme == "yes" or (args.readme == "auto" and full):
         update_readme(text)

@@ -63,7 +63,44 @@ environment::
   ``ENVDEPLOY_NODE`` (the full hash being deployed, or rolled back to),
   ``ENVDEPLOY_ENV``, ``ENVDEPLOY_BRANCH``, ``ENVDEPLOY_HOST`` (as written
   in ``hosts``; ``local``), ``ENVDEPLOY_ROLE`` (empty without a role) and
-  ``ENVDEPLOY_ID`` (the run's id, as ``hg envlog`` and the journal show it).
+  ``ENVDEPLOY_ID`` (the run's id, as ``hg envlog`` and the journal show it)
+  and, with ``layout = releases``, ``ENVDEPLOY_RELEASE`` (the release
+  directory).
+
+``layout``
+  ``inplace`` (default): ``path`` is the working copy that serves, updated
+  in place.  ``releases``: ``path`` holds ``repo`` (the clone, without a
+  working copy; the journal and the lock are in its ``.hg``),
+  ``releases/ID`` (each deploy's working copy, made with ``hg share`` from
+  ``repo``, the share extension enabled for it only; ID is the run's id),
+  ``shared/`` (files kept across releases) and ``current`` (a symlink to
+  the live release: point the web server and its workers there).  The
+  update step makes the new release; ``migrate`` runs from it; then
+  ``current`` is switched to it atomically (a new symlink renamed over the
+  old one, ``mv -T``) before ``before.reload`` and ``reload``.  A deploy
+  failing before the switch changed nothing live (its migrations are
+  reverted from the new release).  After the switch, the automatic
+  rollback and ``hg envrollback`` revert the migrations from the newer
+  release, then switch ``current`` back to the earlier release still on
+  disk: no update, no pull (one no longer there is made again).  Manual
+  edits are looked for in the live release and saved as a patch; nothing
+  is discarded there.  ``hg envsetup`` creates the layout, or converts an
+  in-place clone (its ``.hg`` becomes ``repo``, its changeset the first
+  release, ``linked`` files move to ``shared``; the old files stay for the
+  web server to be pointed at ``current`` first), saying what it does.
+  ``requiredfiles`` and ``localsettings`` are in ``shared/``.  The journal
+  records each run's ``release``; ``hg envstatus`` shows the live one
+  (``release``) and the releases on disk (``releases``).
+
+``linked``
+  With ``layout = releases``: paths (relative to a release) linked into
+  each new release from ``shared/``, as ``local_settings.py media
+  db.sqlite3``.
+
+``keep``
+  With ``layout = releases``: releases kept on disk (default 5); older ones
+  are removed after a successful deploy, never the live one nor the one a
+  rollback would return to.
 
 ``check.timeout``, ``check.interval``
   Seconds the check is tried for (default 0: once), and between tries

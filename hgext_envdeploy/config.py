@@ -34,6 +34,7 @@ ONFAILURE = (b'rollback', b'stop')
 IRREVERSIBLE = (b'warn', b'refuse')
 ONEDITS = (b'save', b'refuse')
 TRANSFERS = (b'pull', b'push')  # how changesets reach a target (transfer.py)
+LAYOUTS = (b'inplace', b'releases')  # path is the working copy, or not (releases.py)
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
 BACKGROUND = b'background'  # autodeploy: deploy detached from the push
 MIGRATE_ALL = b'all'
@@ -239,6 +240,16 @@ ENV_KEYS = {
     b'promotefrom': _Key(b''),
     # Ask to type the environment's name before a deploy (confirm.py).
     b'confirm': _Key(False, _bool, _BOOL_HINT),
+    # path is the working copy, or repo/ releases/ shared/ current (releases.py).
+    b'layout': _Key(
+        b'inplace',
+        _parsed(_oneof(LAYOUTS)),
+        _(b'use one of: %s') % b', '.join(LAYOUTS),
+        _(b"unknown layout '%(value)s'"),
+    ),
+    b'linked': _Key(list, _list),  # shared/ files linked into each release
+    b'keep': _Key(5, _parsed(_positive),
+                  message=_(b'%(key)s must be a positive number')),
 }
 # The user's steps around update, migrate, reload and check (flow.py).
 USERSTEP_KEYS = flow.USERSTEPS
@@ -385,6 +396,9 @@ class Environment:
         transfer=b'pull',
         promotefrom=b'',
         confirm=False,
+        layout=b'inplace',
+        linked=(),
+        keep=5,
     ):
         self.name = name
         self.hosts = hosts
@@ -425,6 +439,9 @@ class Environment:
         self.migrateon = None if migrateall else (migrateon or hosts[0])
         self.transfer = transfer  # pull, or push (transfer.py)
         self.promotefrom = promotefrom  # an environment's name, or b''
+        self.layout = layout  # inplace, or releases (releases.py)
+        self.linked = list(linked)  # paths in shared/, linked into releases
+        self.keep = keep  # releases kept on disk
 
     @property
     def islocal(self):
@@ -789,7 +806,8 @@ _PLAIN_KEYS = (b'branch', b'source', b'identity', b'forwardagent', b'pushto',
                b'migrate', b'migrate.state', b'migrate.rollback', b'reload',
                b'check', b'check.timeout', b'check.interval', b'onfailure',
                b'maxfail', b'requiredfiles', b'localsettings', b'autodeploy',
-               b'protect', b'onedits', b'transfer', b'promotefrom', b'confirm')
+               b'protect', b'onedits', b'transfer', b'promotefrom', b'confirm',
+               b'layout', b'linked', b'keep')
 
 
 def _checkname(ui, name):

@@ -30,7 +30,7 @@ from mercurial.utils import urlutil
 
 from . import (config, confirm, direction, events, flow, freeze, heads, journal,
                migrationplan, migraterunner, migrations, promotion, records,
-               rollback, transfer)
+               releases, rollback, transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -73,7 +73,7 @@ class Deploy(Run):
         self.force = force
         self.redeploy = redeploy
         self.node = ctx.hex()
-        self.layout = InPlace()
+        self.layout = releases.choose(env, InPlace())
         self._failures = 0
         self._countlock = threading.Lock()
         self.stopped = threading.Event()

@@ -23,7 +23,7 @@ from mercurial.i18n import _
 from mercurial import error, pycompat
 from mercurial.utils import urlutil
 
-from . import config, deploy, repofile, transfer
+from . import config, deploy, releases, repofile, transfer
 from .hostread import lastline, onhosts, prefixed
 from .shell import quote
 
@@ -266,6 +266,9 @@ class Setup:
     def apply(self, session, row):
         """Set up one host: its repository first, then the files."""
         row.update(changes=[], notes=[], problems=[])
+        if releases.enabled(self.env):
+            releases.setup(self, session, row)
+            return
         where = probe(session)
         if where in (b'missing', b'empty'):
             ready = self._clone(session, row)

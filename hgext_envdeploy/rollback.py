@@ -26,7 +26,7 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
 from . import (config, confirm, events, flow, freeze, journal, migrationplan,
-               migrations, records, stepenv, transfer)
+               migrations, records, releases, stepenv, transfer)
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -126,6 +126,8 @@ def revertcode(run, result, node, record, check=True):
     An empty working copy (``node`` None: a first deploy went back) gets
     no reload and no check: there is nothing there to serve.
     """
+    if releases.enabled(run.env):
+        return releases.revertcode(run, result, node, record, check)
     session = result.session
     output = run.printer(result.host)
     stepenv.towards(session, node)
@@ -441,7 +443,10 @@ class Rollback(Run):
         if result.outcome != b'planned':
             return
         result.outcome = b'pending'
-        result.session.saveedits(result, self.id)
+        if releases.enabled(self.env):
+            releases.saveedits(self, result)  # the live release stays
+        else:
+            result.session.saveedits(result, self.id)
         stepenv.towards(result.session, result.tonode)
         self.begin(result)
 

@@ -251,6 +251,8 @@ class Run:
             record['untested'] = self.untested  # promotion.py
         if result.plan is not None:
             record['plan'] = result.plan  # migrationplan.py
+        if result.release:
+            record['release'] = result.release  # releases.py
         return record
 
     def record(self, result):

@@ -20,7 +20,7 @@ from mercurial.i18n import _
 from mercurial import error, node as nodemod
 
 from . import (config, freeze, heads, journal, lock, migrationplan,
-               migrations, promotion, records)
+               migrations, promotion, records, releases)
 from .hostread import (
     KINDS, HostError, enter, lastline, lockinfo, lockscript, onhosts, plural,
     prefixed, sections, short,
@@ -106,7 +106,12 @@ def _statusparts(session):
 def readstatus(session, row, showmigrations=True):
     """Fill ``row`` with what ``session``'s target has deployed."""
     enter(session)
-    found = sections(session, _statusparts(session))
+    parts = _statusparts(session)
+    if releases.enabled(session.env):
+        parts.append(releases.statuspart(session.env))
+    found = sections(session, parts)
+    if releases.enabled(session.env):
+        releases.fillstatus(row, found.get(releases.LAYOUT))
     _readparent(session, row, found.get(b'parent', (1, b'')))
     row['dirty'] = prefixed(found[b'dirty'][1]).get(b'file', [])
     row['locked'], running = lockinfo(found[b'lock'][1])
@@ -278,6 +283,9 @@ def _statusdata(fm, env, branch, row):
     )
     if not row['read']:
         fm.data(dirty=fm.formatlist([], name=b'file'), migrations=None)
+    if 'release' in row:
+        fm.data(release=row['release'],
+                releases=fm.formatlist(row['releases'], name=b'release'))
 
 
 def _writeunread(fm, row):
@@ -294,6 +302,9 @@ def _writeread(ui, fm, env, branch, row):
     fm.data(error=row['error'])
     fm.plain(b'  %s: %s\n' % (row['label'], _hostline(env, branch, row)),
              label=b'envdeploy.ok' if row['pending'] == 0 else b'')
+    if row.get('release') is not None:
+        fm.plain(_(b'    release %s (%d on disk)\n')
+                 % (row['release'] or _(b'none live'), len(row['releases'])))
     last = _lastrun(row)
     if last:
         fm.plain(last, label=_FAILED)

@@ -68,6 +68,7 @@ class HostResult:
         self.unapplying = []  # envrollback: migrations.unapplysteps
         self.planned = []  # a dry run: the steps the real run would take
         self.session = None
+        self.release = None  # releases.py: the release this run leaves live
         self.started = time.time()
         self.duration = 0.0
         self._busy = 0.0  # seconds of this host's own work (see clock)
@@ -197,9 +198,14 @@ class HostSession:
         # input: never on a command line, where ps would show them.
         self.exported = {**self.env.environ, **(environ or {})}
         exports = _exports(self.exported)
+        where = cdpath(self.env.path)
+        if self.env.layout == b'releases':
+            # Into the live release, else the clone (releases.py); -P: the
+            # session stays in that release when current is switched.
+            where += b' && { cd -P current 2>/dev/null || cd repo; }'
         status, out = self.run(
             b'cd -- %s && HGPLAIN=1 && export HGPLAIN%s'
-            % (cdpath(self.env.path), exports),
+            % (where, exports),
             subshell=False,
         )
         if status:

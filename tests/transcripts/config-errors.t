@@ -34,6 +34,6 @@ A misspelt key:
   > EOF
   $ hg envstatus
   config error: */config-errors.t/central/.hg/hgrc:3: unknown key 'relaod' for environment 'staging' (glob)
-  (known keys: after.check, after.migrate, after.reload, after.update, autodeploy, backup, backup.keep, before.check, before.migrate, before.reload, before.update, branch, check, check.interval, check.timeout, confirm, forwardagent, hg, hosts, identity, irreversible, localsettings, maxfail, migrate, migrate.rollback, migrate.state, migrateon, onedits, onfailure, path, promotefrom, protect, pushto, reload, requiredfiles, restore, secret, serial, source, transfer)
+  (known keys: after.check, after.migrate, after.reload, after.update, autodeploy, backup, backup.keep, before.check, before.migrate, before.reload, before.update, branch, check, check.interval, check.timeout, confirm, forwardagent, hg, hosts, identity, irreversible, keep, layout, linked, localsettings, maxfail, migrate, migrate.rollback, migrate.state, migrateon, onedits, onfailure, path, promotefrom, protect, pushto, reload, requiredfiles, restore, secret, serial, source, transfer)
   [255]
 

@@ -1,0 +1,267 @@
+"""ENV.layout = releases: path/repo, path/releases/ID (hg share), path/shared,
+path/current switched atomically; rollbacks switch back without hg update; keep."""
+import os
+
+from envtools import MIGRATE, commit_on, environment, journal, migrations
+
+
+def layout(target, **keys):
+    return dict(path=target, layout="releases", linked="db.sqlite3", **keys)
+
+
+def release_of(target):
+    """The live release's id, by the symlink."""
+    return os.path.basename(os.readlink(os.path.join(target, "current")))
+
+
+def on_disk(target):
+    return sorted(os.listdir(os.path.join(target, "releases")))
+
+
+def parent_of(hgenv, directory):
+    return hgenv.hg("log", "-R", directory, "-r", ".", "-T", "{node}", check=True).out
+
+
+def repojournal(target):
+    return journal(os.path.join(target, "repo"))
+
+
+def setup_site(hgenv, central_repo, tmp_path, **keys):
+    target = str(tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate=MIGRATE,
+                            reload="echo reloaded >> ../../shared/reloads", **keys)))
+    r = hgenv.hg("envsetup", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    return target
+
+
+def test_envsetup_then_deploy_makes_a_release_and_switches(hgenv, central_repo, tmp_path):
+    target = setup_site(hgenv, central_repo, tmp_path)
+    assert os.path.isdir(os.path.join(target, "repo", ".hg"))
+    assert not os.path.exists(os.path.join(target, "current"))
+    assert on_disk(target) == []
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    live = release_of(target)
+    assert on_disk(target) == [live]
+    head = hgenv.hg("log", "-r", "staging", "-T", "{node}", cwd=central_repo).out
+    assert parent_of(hgenv, os.path.join(target, "current")) == head
+    # migrate ran from the release, on the shared database
+    assert os.path.islink(os.path.join(target, "current", "db.sqlite3"))
+    assert len(migrations(os.path.join(target, "shared"))) == 3
+    record = repojournal(target)[-1]
+    assert record["outcome"] == "ok" and record["release"] == live
+    names = [s["name"] for s in record["steps"]]
+    assert names.index("migrate") < names.index("switch") < names.index("reload")
+
+
+def change(name):
+    def edit(repo):
+        with open(os.path.join(repo, "release.txt"), "w") as fp:
+            fp.write(name + "\n")
+    return edit
+
+
+def deployed_twice(hgenv, central_repo, tmp_path, **keys):
+    target = setup_site(hgenv, central_repo, tmp_path, **keys)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    first = release_of(target)
+    node = commit_on(hgenv, central_repo, "staging", "second", change("second"))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    return target, first, release_of(target), node
+
+
+def test_rollback_switches_back_without_hg_update(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    assert first != second and on_disk(target) == [first, second]
+    old = parent_of(hgenv, os.path.join(target, "releases", first))
+
+    r = hgenv.hg("envrollback", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert release_of(target) == first
+    assert parent_of(hgenv, os.path.join(target, "current")) == old
+    record = repojournal(target)[-1]
+    assert record["kind"] == "rollback" and record["outcome"] == "ok"
+    assert record["release"] == first
+    names = [s["name"] for s in record["steps"]]
+    assert "update" not in names and "pull" not in names, names
+    assert names == ["switch", "reload"], names
+    # The newer release stays on disk: deploying it again is a switch away.
+    assert on_disk(target) == [first, second]
+
+
+def test_failed_check_after_the_switch_switches_back(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    commit_on(hgenv, central_repo, "staging", "third", change("third"))
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate=MIGRATE, check="grep -q second release.txt")))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0 and "rolled back" in r.err, r.text
+    assert release_of(target) == second
+    record = repojournal(target)[-1]
+    assert record["failed"] == "check" and record["release"] == second
+    back = [s["name"] for s in record["rollback"]["steps"]]
+    assert back == ["switch", "reload", "check"], back
+    assert len(on_disk(target)) == 3  # the failed release is kept, to look at
+
+
+def test_failed_migrate_leaves_current_untouched(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    before = os.readlink(os.path.join(target, "current"))
+    commit_on(hgenv, central_repo, "staging", "third", change("third"))
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate="false")))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0, r.text
+    assert os.readlink(os.path.join(target, "current")) == before
+    record = repojournal(target)[-1]
+    assert record["failed"] == "migrate"
+    assert "switch" not in [s["name"] for s in record["steps"]]
+    assert "switch" not in [s["name"] for s in record["rollback"]["steps"]]
+
+
+def test_keep_prunes_old_releases_never_the_live_one(hgenv, central_repo, tmp_path):
+    target = setup_site(hgenv, central_repo, tmp_path, keep=2)
+    made = []
+    for n in range(4):
+        if n:
+            commit_on(hgenv, central_repo, "staging", f"r{n}", change(f"r{n}"))
+        hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+        made.append(release_of(target))
+        assert release_of(target) in on_disk(target)
+    assert on_disk(target) == made[-2:]
+    # A rollback to the previous one, then a deploy: the one rolled back
+    # from is the oldest but stays, as live's predecessor... only 2 kept.
+    hgenv.hg("envrollback", "staging", cwd=central_repo, check=True)
+    assert release_of(target) == made[-2]
+    assert made[-2] in on_disk(target)
+
+
+def test_envstatus_says_the_release(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    import json
+    r = hgenv.hg("envstatus", "staging", "-T", "json", cwd=central_repo)
+    assert r.rc == 0, r.text
+    [row] = json.loads(r.out)
+    assert row["release"] == second and row["node"] == node
+    assert row["releases"] == [first, second]
+    r = hgenv.hg("envstatus", "staging", cwd=central_repo)
+    assert f"release {second}" in r.out, r.out
+
+
+def test_envsetup_converts_an_inplace_clone(hgenv, central_repo, tmp_path):
+    from envtools import clone_target, parent
+    target = str(clone_target(hgenv, central_repo, tmp_path / "site"))
+    hgenv.write_hgrc(central_repo, environment("staging", path=target, migrate=MIGRATE))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    node = parent(hgenv, target)
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate=MIGRATE)))
+
+    r = hgenv.hg("envsetup", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "converted: in-place clone at %s" % node[:12] in r.out, r.out
+    assert parent_of(hgenv, os.path.join(target, "current")) == node
+    assert os.path.exists(os.path.join(target, "shared", "db.sqlite3"))
+    assert len(repojournal(target)) == 1  # the journal came along
+    # and the next deploy is one of the layout
+    commit_on(hgenv, central_repo, "staging", "second", change("second"))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    assert len(on_disk(target)) == 2
+
+
+# -- a real gunicorn serving path/current ---------------------------------------
+
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from djangoproject import add_revision_views  # noqa: E402
+from envtools import PYTHON  # noqa: E402
+
+HTTPGET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "httpget.py")
+
+
+def revision_release(hgenv, central_repo, name):
+    def edit(repo):
+        add_revision_views(repo, boot=1.0)
+        change(name)(repo)
+    return commit_on(hgenv, central_repo, "staging", name, edit)
+
+
+class Client:
+    """Requests /revision/ one after the other until stopped: at most MAX
+    requests, at most SECONDS; every answer kept, in order."""
+    MAX, SECONDS = 3000, 120
+
+    def __init__(self, server):
+        self.server = server
+        self.answers = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        deadline = time.monotonic() + self.SECONDS
+        while (not self.stop.is_set() and len(self.answers) < self.MAX
+               and time.monotonic() < deadline):
+            self.answers.append(self.server.get("/revision/", timeout=15))
+            time.sleep(0.02)
+
+    def finish(self):
+        time.sleep(0.3)  # a few answers after the run
+        self.stop.set()
+        self.thread.join(30)
+        return self.answers
+
+
+def changes_once(answers, old, new):
+    """Every answer 200; the revisions old...old then new...new."""
+    assert answers, "no answer at all"
+    bad = [a for a in answers if a[0] != 200]
+    assert not bad, bad[:5]
+    revisions = [body.strip() for _status, body in answers]
+    assert set(revisions) <= {old, new}, set(revisions)
+    switched = revisions.index(new) if new in revisions else len(revisions)
+    assert revisions[:switched] == [old] * switched
+    assert revisions[switched:] == [new] * (len(revisions) - switched), revisions
+    assert revisions[-1] == new
+
+
+def test_gunicorn_serves_old_then_new_never_a_mix(hgenv, central_repo, tmp_path,
+                                                   gunicorn):
+    first = revision_release(hgenv, central_repo, "first")
+    target = setup_site(hgenv, central_repo, tmp_path)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    server = gunicorn(os.path.join(target, "current"))
+    server.wait_for("/revision/", first + "\n")
+    served = (f'r=$({PYTHON} {HTTPGET} {server.url}/health/ 0.5) || exit; '
+              f'[ "$r" = "$ENVDEPLOY_NODE" ]')
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(
+        target, migrate=MIGRATE, reload=server.reload, check=served,
+        check_timeout=15, check_interval=0.3)))
+    second = revision_release(hgenv, central_repo, "second")
+
+    client = Client(server)
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    answers = client.finish()
+    assert r.rc == 0, r.text + server.logtext()
+    changes_once(answers, first, second)
+
+    client = Client(server)
+    r = hgenv.hg("envrollback", "staging", cwd=central_repo)
+    answers = client.finish()
+    assert r.rc == 0, r.text + server.logtext()
+    changes_once(answers, second, first)
+    record = repojournal(target)[-1]
+    assert "update" not in [s["name"] for s in record["steps"]]
