@@ -616,11 +616,7 @@ def refuseedits(run, results):
              and not r.converged]
     if not dirty:
         return
-    for r in results:
-        if r.outcome == b'prepared':
-            r.outcome = b'untouched'
-            r.message = _(b'not started: manual edits on a host')
-        run.finish(r, None)
+    run.refuse(results, _(b'not started: manual edits on a host'))
     raise error.StateError(
         _(b'manual edits on %s')
         % b'; '.join(b'%s: %s' % (r.host.name, b', '.join(r.state.dirty))

@@ -150,11 +150,7 @@ def guard(run, results):
                           b'(--force)') % (current[:12], run.node[:12]))
             run.say(r.host, text, 'warn')
         return
-    for r in results:
-        if r.outcome == b'prepared':
-            r.outcome = b'untouched'
-            r.message = _(b'not started: the deploy would go backwards')
-        run.finish(r, None)
+    run.refuse(results, _(b'not started: the deploy would go backwards'))
     message, hint = refusal(
         run.node, [(r.host.name, current, how) for r, current, how in found])
     raise error.StateError(message, hint=hint)

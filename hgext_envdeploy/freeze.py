@@ -105,11 +105,7 @@ def guard(run, results):
     frozen = [r for r in results if r.frozen is not None]
     if not frozen:
         return
-    for r in results:
-        if r.outcome in (b'prepared', b'planned', b'pending'):
-            r.outcome = b'untouched'
-            r.message = _(b'not started: %s is frozen') % run.env.name
-        run.finish(r, None)
+    run.refuse(results, _(b'not started: %s is frozen') % run.env.name)
     reasons = []
     for r in frozen:
         text = describe(r.frozen)

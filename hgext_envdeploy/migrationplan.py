@@ -440,10 +440,8 @@ def plandeploy(run, results):
         return
     if _setting(run, b'irreversible') != b'refuse':
         return
-    for r in results:
-        if r.outcome == b'prepared':
-            r.outcome = b'untouched'
-        run.finish(r, None)
+    run.refuse(results,
+               _(b'not started: the deploy could not be rolled back'))
     raise refused[0][1]
 
 

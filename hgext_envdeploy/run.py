@@ -194,6 +194,16 @@ class Run:
         result.session.append(dict(fields, id=self.id),
                               phase=journal.MIGRATING)
 
+    def refuse(self, results, why):
+        """Before any change: release every host, journal nothing, and mark
+        the hosts not started as untouched because of ``why`` (the caller
+        then raises its refusal)."""
+        for r in results:
+            if r.outcome in (b'prepared', b'planned', b'pending'):
+                r.outcome = b'untouched'
+                r.message = why
+            self.finish(r, None)
+
     def finish(self, result, record):
         """Journal ``record`` (unless dry run), unlock, disconnect."""
         session = result.session
