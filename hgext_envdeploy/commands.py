@@ -293,7 +293,10 @@ def envstatus(ui, repo, *envs, **opts):
     applied; null when not read).
 
     Exits 0 whatever the hosts' state; non-zero only when the command
-    itself cannot run (unknown environment, configuration error).
+    itself cannot run (unknown environment, configuration error).  Without
+    names, an environment whose configuration is malformed is skipped with
+    a warning naming the file and line, the others are shown, and the exit
+    code is 1; commands naming another environment are not affected.
     """
     ui = withrepofile(ui, repo)
     machineoutput(ui, opts)

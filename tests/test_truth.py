@@ -420,3 +420,52 @@ def test_demo_echoes_commands_with_their_quoting_intact(tmp_path):
                        capture_output=True, text=True, check=True)
     assert r.stdout.startswith("$ true ")
     assert shlex.split(r.stdout[2:]) == ["true", *args]
+
+
+# --- one malformed environment fails only what concerns it ---------------------
+
+
+@pytest.mark.parametrize("broken, message", [
+    ("café.path = /srv/cafe", "invalid environment name 'café'"),
+    ("live.path = /srv/live\nlive.hosts = web1,, web2", "empty host entry"),
+    ("live.path = /srv/live\nlive.relaod = touch wsgi.py",
+     "unknown key 'relaod' for environment 'live'"),
+    ("live.hosts = web1", "environment 'live' has no path"),
+])
+def test_one_malformed_environment_fails_only_its_own_commands(
+        hgenv, central_repo, tmp_path, broken, message):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment("staging", path=target) + broken)
+    hgrc = os.path.join(str(central_repo), ".hg", "hgrc")
+    bad = broken.split("\n")[-1]
+    line = 1 + open(hgrc).read().split("\n").index(bad)
+    if "no path" in message:
+        line = 1 + open(hgrc).read().split("\n").index("live.hosts = web1")
+    where = f"{hgrc}:{line}: "
+
+    # The other environment's commands work.
+    deploy = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert deploy.rc == 0, deploy.text
+    assert parent(hgenv, target) == head(hgenv, central_repo, "staging")
+    status = hgenv.hg("envstatus", "staging", cwd=central_repo)
+    assert status.rc == 0 and "up to date" in status.out, status.text
+    assert "warning" not in status.err
+    assert hgenv.hg("envcheck", "staging", cwd=central_repo).rc == 0
+    assert hgenv.hg("envlog", "staging", cwd=central_repo).rc == 0
+
+    # The broken one's commands fail, naming file and line.
+    name = "café" if "café" in message else "live"
+    own = hgenv.hg("envstatus", name, cwd=central_repo)
+    assert own.rc == 255 and f"config error: {where}{message}" in own.err, own.text
+    own = hgenv.hg("envdeploy", name, cwd=central_repo)
+    assert own.rc == 255 and f"{where}{message}" in own.err, own.text
+
+    # Listing every environment: a warning naming file and line, then the
+    # rest, and an exit code that says one was left out.
+    every = hgenv.hg("envstatus", cwd=central_repo)
+    assert every.rc == 1, every.text
+    assert f"warning: skipping environment '{name}': {where}{message}" in every.err
+    assert "staging: branch staging" in every.out and "up to date" in every.out
+    js = hgenv.hg("envstatus", "-T", "json", cwd=central_repo)
+    assert js.rc == 1 and [r["env"] for r in _json(js)] == ["staging"]
+    assert "warning: skipping" in js.err
