@@ -385,7 +385,10 @@ The deploy is the one ``hg envdeploy ENV -r NODE`` does (locks, journal,
 host key checks alike), run by the user the push runs as on the server;
 its journal records also say which push started it (``trigger``: the
 hook, where the push came from, and the pusher as the ``acl`` extension
-finds it).
+finds it: the HTTP user, else the ssh login or the account serving an
+anonymous push).  Their ``user`` is the pusher, or the pusher's own name
+when the push carries it (``hg push --pushvars "USER=..."`` to a central
+repository with ``[push] pushvars.server = true``).
 A failed deploy never undoes the push, and Mercurial only warns about a
 failing changegroup hook (``hg push`` still exits 0): every outcome is
 also appended to ``.hg/envdeploy/autodeploy.log`` in the central

@@ -477,8 +477,8 @@ def envexec(ui, repo, env, *command, **opts):
 @command(
     b'debugenvautodeploy',
     [(b'', key, b'', _(b"the push's %s, for the journal") % key)
-     for key in (b'hook', b'source', b'url', b'pusher')],
-    _(b'[--hook H --source S --url U --pusher P] ENV NODE'),
+     for key in (b'hook', b'source', b'url', b'pusher', b'username')],
+    _(b'[--hook H --source S --url U --pusher P --username N] ENV NODE'),
 )
 def debugenvautodeploy(ui, repo, env, node, **opts):
     """deploy NODE to ENV as a push's autodeploy does (internal)

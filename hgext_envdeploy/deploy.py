@@ -70,6 +70,9 @@ class Deploy(Run):
         self.irreversible = irreversible  # deploy past irreversible = refuse
         self.plans = {}
         self.trigger = trigger
+        if trigger:  # a push: who pushed, not who runs the central hg
+            self.user = (trigger.get('username') or trigger.get('pusher')
+                         or self.user)
         self.force = force
         self.redeploy = redeploy
         self.node = ctx.hex()
