@@ -221,9 +221,10 @@ def envrollback(ui, repo, env, **opts):
         (b'', b'no-push', False, _(b'commit the merge but do not push it')),
         (b'', b'deploy', False, _(b'deploy ENV after the push')),
     ]
-    + cmdutil.dryrunopts,
+    + cmdutil.dryrunopts
+    + cmdutil.formatteropts,
     _(b'FEATURE --into ENV [-m TEXT] [-u USER] [-t TOOL] [--no-push] '
-      b'[--deploy] [-n]'),
+      b'[--deploy] [-n] [-T TEMPLATE]'),
     helpcategory=command.CATEGORY_CHANGE_MANAGEMENT,
 )
 def envmerge(ui, repo, feature, **opts):
@@ -249,6 +250,12 @@ def envmerge(ui, repo, feature, **opts):
     With -n/--dry-run, list the changesets and files that would be merged
     and whether the merge would conflict (tried in memory with Mercurial's
     internal merge), and change nothing.
+
+    ``-T json`` gives one item: ``feature``, ``featurenode``, ``env``,
+    ``branch``, ``merge`` (the merge changeset, empty when FEATURE was
+    merged already: ``merged``), ``pushed``, ``dest`` and, with --deploy,
+    ``hosts``: the deploy's items as ``hg envdeploy -T json`` gives them.
+    The item is written when the push or the deploy fails too.
     """
     machineoutput(ui, opts)
     envname = opts.get('into')
@@ -259,7 +266,7 @@ def envmerge(ui, repo, feature, **opts):
         ui, repo, feature, envname, message=opts.get('message'),
         user=opts.get('user'), tool=opts.get('tool'),
         push=not opts.get('no_push'), deploy=opts.get('deploy'),
-        dryrun=opts.get('dry_run'),
+        dryrun=opts.get('dry_run'), opts=pycompat.byteskwargs(opts),
     )
 
 
