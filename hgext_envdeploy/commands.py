@@ -386,7 +386,11 @@ def envcheck(ui, repo, env, **opts):
     is reachable and its key known, ``hg`` runs there (its version), ``path``
     is a clone of this project, the changeset to deploy can be pulled from
     the source, the ``requiredfiles`` are present, the deploy lock is free,
-    and the working copy has no manual edits.
+    the working copy has no manual edits, and the migration state can be
+    read on the host that migrates (``migrate.state``, or Django's
+    ``showmigrations``; read-only), so that a ``migrate`` that cannot start
+    (no Python, an ImportError, the short PATH of an SSH session) fails
+    here rather than in the deploy.
 
     ``-T json`` gives one item per check: ``env``, ``host``, ``check``,
     ``status`` (ok, failed, skipped), ``message``, ``hint``.
