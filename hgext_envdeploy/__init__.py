@@ -422,7 +422,10 @@ The deploy is the one ``hg envdeploy ENV -r NODE`` does (locks, journal,
 host key checks alike), run by the user the push runs as on the server;
 its journal records also say which push started it (``trigger``: the
 hook, where the push came from, and the pusher as the ``acl`` extension
-finds it).
+finds it: the HTTP user, else the ssh login or the account serving an
+anonymous push).  Their ``user`` is the pusher, or the pusher's own name
+when the push carries it (``hg push --pushvars USER=NAME`` to a central
+repository that sets ``push.pushvars.server = true``).
 A failed deploy never undoes the push, and Mercurial only warns about a
 failing changegroup hook (``hg push`` still exits 0): every outcome is
 also appended to ``.hg/envdeploy/autodeploy.log`` in the central
@@ -622,7 +625,10 @@ or overwrites anything, so a second run changes nothing.
 key (never added to known_hosts, whatever ``hostkeys`` says), ``hg`` runs
 there, ``path`` is a clone of this project, the changeset to deploy is in
 the source the host pulls from, the required files are there, the lock is
-free and the working copy clean.  It changes nothing, reports every problem
+free, the working copy clean, and the migration state readable where
+``migrate`` runs (``migrate.state`` or ``showmigrations``, read-only), so
+that a migrate that cannot start fails here, not in the deploy.  It
+changes nothing, reports every problem
 at once, and exits 1 when a check failed.
 
 ``hg envstatus [ENV]...`` shows, per host: the deployed changeset, who

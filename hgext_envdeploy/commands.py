@@ -221,9 +221,10 @@ def envrollback(ui, repo, env, **opts):
         (b'', b'no-push', False, _(b'commit the merge but do not push it')),
         (b'', b'deploy', False, _(b'deploy ENV after the push')),
     ]
-    + cmdutil.dryrunopts,
+    + cmdutil.dryrunopts
+    + cmdutil.formatteropts,
     _(b'FEATURE --into ENV [-m TEXT] [-u USER] [-t TOOL] [--no-push] '
-      b'[--deploy] [-n]'),
+      b'[--deploy] [-n] [-T TEMPLATE]'),
     helpcategory=command.CATEGORY_CHANGE_MANAGEMENT,
 )
 def envmerge(ui, repo, feature, **opts):
@@ -249,6 +250,12 @@ def envmerge(ui, repo, feature, **opts):
     With -n/--dry-run, list the changesets and files that would be merged
     and whether the merge would conflict (tried in memory with Mercurial's
     internal merge), and change nothing.
+
+    ``-T json`` gives one item: ``feature``, ``featurenode``, ``env``,
+    ``branch``, ``merge`` (the merge changeset, empty when FEATURE was
+    merged already: ``merged``), ``pushed``, ``dest`` and, with --deploy,
+    ``hosts``: the deploy's items as ``hg envdeploy -T json`` gives them.
+    The item is written when the push or the deploy fails too.
     """
     machineoutput(ui, opts)
     envname = opts.get('into')
@@ -259,7 +266,7 @@ def envmerge(ui, repo, feature, **opts):
         ui, repo, feature, envname, message=opts.get('message'),
         user=opts.get('user'), tool=opts.get('tool'),
         push=not opts.get('no_push'), deploy=opts.get('deploy'),
-        dryrun=opts.get('dry_run'),
+        dryrun=opts.get('dry_run'), opts=pycompat.byteskwargs(opts),
     )
 
 
@@ -293,7 +300,10 @@ def envstatus(ui, repo, *envs, **opts):
     applied; null when not read).
 
     Exits 0 whatever the hosts' state; non-zero only when the command
-    itself cannot run (unknown environment, configuration error).
+    itself cannot run (unknown environment, configuration error).  Without
+    names, an environment whose configuration is malformed is skipped with
+    a warning naming the file and line, the others are shown, and the exit
+    code is 1; commands naming another environment are not affected.
     """
     ui = withrepofile(ui, repo)
     machineoutput(ui, opts)
@@ -376,7 +386,11 @@ def envcheck(ui, repo, env, **opts):
     is reachable and its key known, ``hg`` runs there (its version), ``path``
     is a clone of this project, the changeset to deploy can be pulled from
     the source, the ``requiredfiles`` are present, the deploy lock is free,
-    and the working copy has no manual edits.
+    the working copy has no manual edits, and the migration state can be
+    read on the host that migrates (``migrate.state``, or Django's
+    ``showmigrations``; read-only), so that a ``migrate`` that cannot start
+    (no Python, an ImportError, the short PATH of an SSH session) fails
+    here rather than in the deploy.
 
     ``-T json`` gives one item per check: ``env``, ``host``, ``check``,
     ``status`` (ok, failed, skipped), ``message``, ``hint``.
@@ -474,8 +488,8 @@ def envexec(ui, repo, env, *command, **opts):
 @command(
     b'debugenvautodeploy',
     [(b'', key, b'', _(b"the push's %s, for the journal") % key)
-     for key in (b'hook', b'source', b'url', b'pusher')],
-    _(b'[--hook H --source S --url U --pusher P] ENV NODE'),
+     for key in (b'hook', b'source', b'url', b'pusher', b'username')],
+    _(b'[--hook H --source S --url U --pusher P --username N] ENV NODE'),
 )
 def debugenvautodeploy(ui, repo, env, node, **opts):
     """deploy NODE to ENV as a push's autodeploy does (internal)

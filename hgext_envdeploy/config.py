@@ -763,6 +763,7 @@ def load(ui, name):
     if not path:
         raise _configerror(
             _(b"environment '%s' has no path") % name,
+            _namesource(ui, name),
             hint=_(b'set %s.path in [environments] to the repository on the '
                    b'target') % name,
         )
@@ -829,8 +830,19 @@ def _checkname(ui, name):
     if not _ENV_NAME.match(name):
         raise _configerror(
             _(b"invalid environment name '%s'") % name,
+            _namesource(ui, name),
             hint=_(b'use letters, digits, - and _'),
         )
+
+
+def _namesource(ui, name):
+    """Where environment ``name`` is first declared (``file:line``)."""
+    ui = envui(ui, name)
+    prefix = name + b'.'
+    for key, _value in ui.configitems(b'environments'):
+        if key.startswith(prefix):
+            return _source(ui, b'environments', key)
+    return b''
 
 
 def _readkeys(ui, name):

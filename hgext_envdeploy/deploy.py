@@ -70,6 +70,9 @@ class Deploy(Run):
         self.irreversible = irreversible  # deploy past irreversible = refuse
         self.plans = {}
         self.trigger = trigger
+        if trigger:  # a push: who pushed, not who runs the central hg
+            self.user = (trigger.get('username') or trigger.get('pusher')
+                         or self.user)
         self.force = force
         self.redeploy = redeploy
         self.node = ctx.hex()
@@ -672,7 +675,8 @@ def _lastdeploy(records):
 
 def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
               opts=None, trigger=None, force=False, redeploy=False,
-              untested=False, irreversible=False, confirmed=False, via=None):
+              untested=False, irreversible=False, confirmed=False, via=None,
+              into=None):
     """Deploy environment ``name`` as ``hg envdeploy`` does; return 0.
 
     The one entry point for the command, ``envmerge --deploy`` and the
@@ -689,6 +693,7 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
     started it (``trigger``) or the caller asked already (``confirmed``).
     The preenvdeploy and envdeploy hooks fire around it (events.py; ``via``
     names a caller other than the command and the hooks: ``envmerge``).
+    ``into``: a nested formatter that takes the host items (envmerge -T).
     """
     env = config.load(ui, name)
     settings = config.settings(ui)
@@ -709,7 +714,7 @@ def deployenv(ui, repo, name, rev=None, dryrun=False, breaklock=False,
 
     def finish(results):
         records.fromrun(repo, deploying, results)
-        status = report(ui, env, results, opts or {}, b'deploy')
+        status = report(ui, env, results, opts or {}, b'deploy', into)
         migrationplan.finalnote(ui, deploying)
         return status
 

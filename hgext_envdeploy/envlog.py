@@ -215,8 +215,10 @@ def _entrytext(fm, repo, entry):
         b' "%s"' % desc if desc else b''))
     trigger = entry.trigger
     if trigger:
-        fm.plain(_(b'  started by a push from %s%s\n') % (
+        claimed = trigger.get('username')
+        fm.plain(_(b'  started by a push from %s%s%s\n') % (
             trigger.get('pusher') or b'?',
+            _(b', as %s') % claimed if claimed else b'',
             b' (%s)' % trigger['url'] if trigger.get('url') else b''))
     for field, text in (('applied', _(b'  migrations applied: %s\n')),
                         ('reverted', _(b'  migrations reverted: %s\n'))):

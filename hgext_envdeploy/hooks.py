@@ -106,17 +106,26 @@ def changegroup(ui, repo, hooktype, node=None, node_last=None, source=None,
     trigger = {'hook': hooktype, 'source': source or b'',
                'url': urlutil.hidepassword(url or b''),
                'pusher': _pusher(source, url)}
+    # Mercurial does not send the pusher's ui.username; a client may, as
+    # ``hg push --pushvars USER=...`` where the server takes pushvars
+    # (push.pushvars.server): a claim, recorded beside the account.
+    claimed = kwargs.get('USERVAR_USER')
+    if claimed:
+        trigger['username'] = claimed
     return _deployall(ui, repo, newhead, trigger)
 
 
 def _pusher(source, url):
-    """Who pushed, found as the acl extension finds it."""
+    """Who pushed, found as the acl extension finds it: the authenticated
+    HTTP user (REMOTE_USER, which hgweb puts in ``url``), else the account
+    that received the push (the ssh login, or the web server's account for
+    an anonymous HTTP push); never empty."""
     if source == b'serve' and url:
         parts = url.split(b':')
         if (len(parts) > 3 and parts[0] == b'remote'
-                and parts[1].startswith(b'http')):
-            return util.urlreq.unquote(parts[3])  # the authenticated HTTP user
-    return procutil.getuser()  # the account that received the push
+                and parts[1].startswith(b'http') and parts[3]):
+            return util.urlreq.unquote(parts[3])
+    return procutil.getuser()
 
 
 def postpush(ui, repo, hooktype, result=None, opts=None, pats=None,

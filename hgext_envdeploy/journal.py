@@ -65,7 +65,10 @@ a complete record has at least:
               Mercurial gives them to the hook (``remote:ssh:ADDRESS`` ...),
               and ``pusher``: the user the push came from, as the ``acl``
               extension finds it (the authenticated HTTP user, else the
-              account that received the push)
+              account that received the push, never empty), and
+              ``username`` when the push carried the pusher's name (``hg push
+              --pushvars USER=...``, where ``push.pushvars.server`` is on);
+              ``user`` of such a record is that name, else ``pusher``
 ``untested``  on a deploy made with ``--untested`` although ``promotefrom``
               refused it (promotion.py): ``from`` (the environment it
               promotes from), ``tested`` (that environment's last deployed

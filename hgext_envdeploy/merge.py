@@ -83,8 +83,48 @@ class Plan:
 
 
 def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
-             push=True, deploy=False, dryrun=False):
-    """Merge FEATURE (``spec``) into environment ``envname``; return 0."""
+             push=True, deploy=False, dryrun=False, opts=None):
+    """Merge FEATURE (``spec``) into environment ``envname``; return 0.
+
+    ``opts`` (-T): one formatter item with the merge's result and, with
+    ``deploy``, the deploy's host items nested in ``hosts``; written also
+    when the push or the deploy fails (which then still aborts), never
+    when the merge is refused before it starts.
+    """
+    result = {}
+    failure = None
+    try:
+        done = _envmerge(ui, repo, spec, envname, message, user, tool, push,
+                         deploy, dryrun, result)
+    except error.Abort as exc:
+        if not result:
+            raise  # refused before anything was done: no item
+        done, failure = None, exc
+    if dryrun:
+        return done
+    status = 0
+    with ui.formatter(b'envmerge', opts or {}) as fm:
+        fm.startitem()
+        # The deploy runs without our locks: it only reads this
+        # repository, and may take long.
+        if deploy and failure is None:
+            try:
+                status = deploymod.deployenv(
+                    ui, repo, result['env'], rev=result['merge'] or None,
+                    confirmed=True, via=b'envmerge',
+                    into=fm.nested(b'hosts'))
+            except error.Abort as exc:
+                failure = exc
+        fm.data(**result)
+    if failure is not None:
+        raise failure
+    return status
+
+
+def _envmerge(ui, repo, spec, envname, message, user, tool, push, deploy,
+              dryrun, result):
+    """The merge and its push; ``result`` gets the fields of envmerge's
+    item as they are known.  A dry run returns its exit status."""
     env = config.load(ui, envname)
     if deploy and not push:
         raise error.InputError(
@@ -114,16 +154,14 @@ def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
             node = None
         else:
             node = _mergecommit(ui, repo, plan, message, user, tool)
-            if plan.path is not None:
-                _push(ui, repo, plan, node)
-    # The deploy runs without our locks: it only reads this repository,
-    # and may take long.
-    if deploy:
-        return deploymod.deployenv(
-            ui, repo, env.name, rev=nodemod.hex(node) if node else None,
-            confirmed=True,
-            via=b'envmerge',
-        )
+        result.update(feature=spec, featurenode=plan.feature.hex(),
+                      env=env.name, branch=env.branch,
+                      merged=plan.merged,  # already, before this run
+                      merge=nodemod.hex(node) if node else b'',
+                      pushed=False, dest=plan.dest() or b'')
+        if node is not None and plan.path is not None:
+            _push(ui, repo, plan, node)
+            result['pushed'] = True
     return 0
 
 
@@ -343,6 +381,11 @@ def _push(ui, repo, plan, node):
     failure = hint = None
     try:
         other = compat.peers.peer(repo, {}, plan.path)
+        if ui.config(b'ui', b'message-output') == b'stderr':
+            # A local destination speaks through a ui of its own: -T keeps
+            # its "adding changesets" off stdout too.
+            other.ui.setconfig(b'ui', b'message-output', b'stderr',
+                               b'envmerge')
         try:
             pushop = exchange.push(repo, other, revs=[node], newbranch=True)
         finally:

@@ -24,7 +24,7 @@ from mercurial.i18n import _
 from mercurial import util
 from mercurial.utils import urlutil
 
-from . import config, freeze, hints, journal, lock
+from . import config, freeze, hints, journal, lock, migrations
 from .hostread import (
     lastline, lockinfo, lockscript, onhosts, plural, prefixed, sections,
 )
@@ -243,6 +243,53 @@ def _workingcopy(r):
               b'discards them') % (r.env.path, journal.DIRECTORY))
 
 
+def _migrationstate(r):
+    """Whether the migration state can be read (read-only: migrate.state,
+    or Django's showmigrations), as the deploy reads it before migrate: a
+    migrate that cannot start fails here, not halfway through a deploy."""
+    env = r.env
+    if not migrations.statecommand(env):
+        return OK, _(b'no migration state to read'), None
+    if env.migrationhost(r.session.host) is not r.session.host:
+        return (OK, _(b'read on %s, which migrates')
+                % env.migrationhost(r.session.host).spec, None)
+    if r.where != b'repo':
+        return _needsrepo()
+    if r.version is None:
+        return _needshg()
+    rc, out = r.found[b'migrations']
+    lines = out.split(b'\n', 1)
+    if lines[0] == b'parent:' + b'0' * 40:
+        return SKIPPED, _(b'nothing deployed yet: read by the first '
+                          b'deploy'), None
+    out = lines[1] if lines[0].startswith(b'parent:') and len(lines) > 1 \
+        else out
+    if rc:
+        return (FAILED, _(b'cannot read the migration state: %s')
+                % lastline(out),
+                hints.forstep(env, b'migrate', rc, out)
+                or _(b'check %s.migrate.state, or the Python that %s.migrate '
+                     b'runs') % (env.name, env.name))
+    listing = migrations.parse(out)
+    pending = sum(1 for names in listing.values()
+                  for _name, applied in names if not applied)
+    return OK, plural(pending, _(b'readable, 1 migration not applied'),
+                      _(b'readable, %d migrations not applied')), None
+
+
+def _statescript(r):
+    """The parent (nothing is read from an empty working copy), then the
+    state command, run as the deploy runs it."""
+    command = migrations.statecommand(r.env)
+    if not command or r.version is None:
+        return None
+    if r.env.migrationhost(r.session.host) is not r.session.host:
+        return None
+    return (b"p=$(%s log -r . -T '{node}'); echo \"parent:$p\"; "
+            b"case $p in %s) ;; *) sh -c %s;; esac"
+            % (r.hg, b'0' * 40, quote(command)))
+
+
 def _identify(r):
     """Whether the source has the changeset (or answers at all)."""
     identify = b'%s -y identify' % r.hg
@@ -269,6 +316,7 @@ SECTIONS = (
     (b'dirty', _withhg(lambda r: b"%s status -mard -T 'file:{path}\\n'"
                        % r.hg)),
     (b'source', _withhg(_identify)),
+    (b'migrations', _statescript),
 )
 
 # The checks, in the order they are shown: name, function, the sections it
@@ -283,6 +331,7 @@ CHECKS = (
     (b'freeze', _freeze, (b'freeze',)),
     (b'journal', _journal, (b'lock', b'last')),
     (b'workingcopy', _workingcopy, (b'dirty',)),
+    (b'migrations', _migrationstate, (b'migrations',)),
 )
 
 

@@ -13,6 +13,7 @@ keeps a host's failure with that host, writes the journal record, unlocks;
 and the rollback subclass :class:`Run` with their own steps.
 """
 
+import contextlib
 import getpass
 import socket
 import threading
@@ -293,9 +294,21 @@ def _outside(exc):
     return b'internal'
 
 
-def report(ui, env, results, opts, what):
+@contextlib.contextmanager
+def _formatter(ui, opts, into):
+    """``into`` (a caller's nested formatter: envmerge --deploy -T) or a
+    formatter of our own."""
+    if into is None:
+        with ui.formatter(b'envdeploy', opts) as fm:
+            yield fm
+    else:
+        yield into
+        into.end()
+
+
+def report(ui, env, results, opts, what, into=None):
     """The summary: one line per host, then the verdict; exit status."""
-    with ui.formatter(b'envdeploy', opts) as fm:
+    with _formatter(ui, opts, into) as fm:
         for r in results:
             fm.startitem()
             label = b'envdeploy.ok' if r.ok else b'envdeploy.failed'

@@ -192,13 +192,18 @@ def _readmigrations(session, row):
 
 def envstatus(ui, repo, names, opts):
     """``hg envstatus``: one row per host of the named environments."""
+    named = bool(names)
     names = names or config.envnames(ui)
     if not names:
         raise error.InputError(
             _(b'no environments declared'),
             hint=_(b"declare them in [environments] (see 'hg help -e "
                    b"hgext_envdeploy')"))
-    envs = [config.load(ui, name) for name in names]
+    if named:
+        envs = [config.load(ui, name) for name in names]
+        skipped = 0
+    else:
+        envs, skipped = _loadall(ui, names)
     settings = config.settings(ui)
     branches = {env.name: Branch(repo, env) for env in envs}
     pairs = [(env, host) for env in envs for host in env.hosts]
@@ -224,7 +229,24 @@ def envstatus(ui, repo, names, opts):
             for row in rows:
                 if row['env'] == env.name:
                     _writestatus(ui, fm, env, branch, dict(_UNREAD, **row))
-    return 0
+    return 1 if skipped else 0
+
+
+def _loadall(ui, names):
+    """``(environments, skipped)``: every environment that loads; one
+    that does not is skipped with a warning naming its file and line, as
+    hg skips a ``[paths]`` entry it cannot use (the others are still worth
+    seeing; the exit code says one was left out)."""
+    envs = []
+    for name in names:
+        try:
+            envs.append(config.load(ui, name))
+        except error.ConfigError as exc:
+            ui.warn(_(b"warning: skipping environment '%s': %s\n")
+                    % (name, exc.message))
+            if exc.hint:
+                ui.warn(b'(%s)\n' % exc.hint)
+    return envs, len(names) - len(envs)
 
 
 def _envline(env, branch):

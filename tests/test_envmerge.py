@@ -1,5 +1,6 @@
 """hg envmerge against real repositories: a central one (local path or over the
 test sshd) and a developer's clone that merges into an environment's branch."""
+import json
 import os
 import re
 import shutil
@@ -421,3 +422,60 @@ def test_ambiguous_feature_and_missing_environment_branch(hgenv, repos):
     assert r.rc != 0
     assert "branch 'qa' of environment 'qa' does not exist here" in r.err
     assert "hg branch qa" in r.err
+
+
+# --- -T json: one item, stdout pure ------------------------------------------------------
+
+
+def test_json_gives_the_merge_and_the_nested_deploy(hgenv, repos, tmp_path):
+    target = clone_target(hgenv, repos.central, tmp_path / "live-site")
+
+    r = hgenv.hg("envmerge", "feature", "--into", "live", "--deploy", "-T", "json",
+                 cwd=repos.work)
+
+    assert r.rc == 0, r.text
+    [item] = json.loads(r.out)  # stdout is the JSON document alone
+    merge = node(hgenv, repos.central, "live")
+    assert item["merge"] == merge and item["pushed"] is True
+    assert item["merged"] is False and item["feature"] == "feature"
+    assert item["featurenode"] == repos.feature and item["env"] == "live"
+    assert item["dest"].endswith("central")
+    [host] = item["hosts"]
+    assert host["host"] == "local" and host["outcome"] == "ok"
+    assert host["node"] == merge == parent(hgenv, target)
+    assert "pushed merge" in r.err and "local: update ok" in r.err
+
+    # Already merged: nothing committed or pushed, the deploy still nested.
+    again = hgenv.hg("envmerge", "feature", "--into", "live", "--deploy", "-T", "json",
+                     cwd=repos.work)
+    assert again.rc == 0, again.text
+    [item] = json.loads(again.out)
+    assert item["merged"] is True and item["merge"] == "" and item["pushed"] is False
+    assert [h["outcome"] for h in item["hosts"]] == ["unchanged"]
+
+
+def test_json_is_written_when_the_deploy_fails(hgenv, repos, tmp_path):
+    clone_target(hgenv, repos.central, tmp_path / "live-site")
+    hgenv.write_hgrc(repos.work, "[environments]\nlive.check = exit 3\n")
+
+    r = hgenv.hg("envmerge", "feature", "--into", "live", "--deploy", "-T", "json",
+                 cwd=repos.work)
+
+    assert r.rc != 0 and "deploy of live failed" in r.err
+    [item] = json.loads(r.out)
+    assert item["pushed"] is True and item["merge"] == node(hgenv, repos.central, "live")
+    [host] = item["hosts"]
+    assert host["failed"] == "check"
+
+
+def test_json_without_deploy_and_after_a_refused_start(hgenv, repos):
+    r = hgenv.hg("envmerge", "feature", "--into", "live", "--no-push", "-T", "json",
+                 cwd=repos.work)
+    assert r.rc == 0, r.text
+    [item] = json.loads(r.out)
+    assert item["pushed"] is False and item["merge"] and "hosts" not in item
+    write(repos.work, "dirty.txt", "x")
+    hgenv.hg("add", "dirty.txt", cwd=repos.work, check=True)
+    refused = hgenv.hg("envmerge", "feature", "--into", "live", "-T", "json",
+                       cwd=repos.work)
+    assert refused.rc != 0 and refused.out == ""  # an abort, nothing half-written

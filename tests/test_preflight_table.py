@@ -50,7 +50,8 @@ def test_a_row_added_to_the_table_is_checked_and_shown(hgenv, central_repo, tmp_
     names = [line.split()[1] for line in r.out.splitlines()
              if line.startswith("  ") and not line.strip().startswith("(")]
     assert names == ["connect", "hg", "maintenance", "path", "source",
-                     "requiredfiles", "lock", "freeze", "journal", "workingcopy"]
+                     "requiredfiles", "lock", "freeze", "journal", "workingcopy",
+                     "migrations"]
     assert "FAILED  maintenance   in maintenance" in r.out
     assert "(remove the file)" in r.out
     assert "staging: 1 check failed: local (maintenance)" in r.err

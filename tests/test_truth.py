@@ -420,3 +420,198 @@ def test_demo_echoes_commands_with_their_quoting_intact(tmp_path):
                        capture_output=True, text=True, check=True)
     assert r.stdout.startswith("$ true ")
     assert shlex.split(r.stdout[2:]) == ["true", *args]
+
+
+# --- one malformed environment fails only what concerns it ---------------------
+
+
+@pytest.mark.parametrize("broken, message", [
+    ("café.path = /srv/cafe", "invalid environment name 'café'"),
+    ("live.path = /srv/live\nlive.hosts = web1,, web2", "empty host entry"),
+    ("live.path = /srv/live\nlive.relaod = touch wsgi.py",
+     "unknown key 'relaod' for environment 'live'"),
+    ("live.hosts = web1", "environment 'live' has no path"),
+])
+def test_one_malformed_environment_fails_only_its_own_commands(
+        hgenv, central_repo, tmp_path, broken, message):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment("staging", path=target) + broken)
+    hgrc = os.path.join(str(central_repo), ".hg", "hgrc")
+    bad = broken.split("\n")[-1]
+    line = 1 + open(hgrc).read().split("\n").index(bad)
+    if "no path" in message:
+        line = 1 + open(hgrc).read().split("\n").index("live.hosts = web1")
+    where = f"{hgrc}:{line}: "
+
+    # The other environment's commands work.
+    deploy = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert deploy.rc == 0, deploy.text
+    assert parent(hgenv, target) == head(hgenv, central_repo, "staging")
+    status = hgenv.hg("envstatus", "staging", cwd=central_repo)
+    assert status.rc == 0 and "up to date" in status.out, status.text
+    assert "warning" not in status.err
+    assert hgenv.hg("envcheck", "staging", cwd=central_repo).rc == 0
+    assert hgenv.hg("envlog", "staging", cwd=central_repo).rc == 0
+
+    # The broken one's commands fail, naming file and line.
+    name = "café" if "café" in message else "live"
+    own = hgenv.hg("envstatus", name, cwd=central_repo)
+    assert own.rc == 255 and f"config error: {where}{message}" in own.err, own.text
+    own = hgenv.hg("envdeploy", name, cwd=central_repo)
+    assert own.rc == 255 and f"{where}{message}" in own.err, own.text
+
+    # Listing every environment: a warning naming file and line, then the
+    # rest, and an exit code that says one was left out.
+    every = hgenv.hg("envstatus", cwd=central_repo)
+    assert every.rc == 1, every.text
+    assert f"warning: skipping environment '{name}': {where}{message}" in every.err
+    assert "staging: branch staging" in every.out and "up to date" in every.out
+    js = hgenv.hg("envstatus", "-T", "json", cwd=central_repo)
+    assert js.rc == 1 and [r["env"] for r in _json(js)] == ["staging"]
+    assert "warning: skipping" in js.err
+
+
+# --- a push deploy records who pushed ------------------------------------------
+
+PUSH_HOOK = (
+    "[extensions]\nhgext_envdeploy =\n"
+    "[hooks]\nchangegroup.envdeploy = python:hgext_envdeploy.hooks.changegroup\n"
+)
+
+
+def _pushed(hgenv, central, site):
+    """The push deploy's journal record, and envlog's text of it."""
+    [record] = journal(site)
+    log = hgenv.hg("envlog", "staging", f"--config=environments.staging.path={site}",
+                   cwd=central, check=True)
+    return record, log.out
+
+
+def test_push_over_ssh_records_the_login_or_the_name_the_push_carries(
+        hgenv, central_repo, sshd_hosts, remote_dir, tmp_path):
+    import shutil
+    h0 = sshd_hosts.hosts[0]
+    remote = os.path.join(remote_dir, "central")
+    central = sshd_hosts.local_path(h0, remote)
+    shutil.copytree(central_repo, central, symlinks=True)
+    site_remote = os.path.join(remote_dir, "site")
+    site = clone_target(hgenv, central, sshd_hosts.local_path(h0, site_remote))
+    hgenv.write_hgrc(central, PUSH_HOOK + "[push]\npushvars.server = true\n"
+                     + environment("staging", path=site_remote, autodeploy="true"))
+    with open(hgenv.hgrc, "a") as fp:
+        fp.write(
+            "[ui]\nusername = Alice Liddell <alice@example.com>\n"
+            "ssh = ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} "
+            "-o StrictHostKeyChecking=yes -o BatchMode=yes -F /dev/null\n".format(
+                sshd_hosts.client_key, sshd_hosts.known_hosts))
+    work = tmp_path / "work"
+    hgenv.hg("clone", "-q", central, work, check=True)
+    url = f"ssh://root@127.0.0.1:{h0.port}/{remote}"
+
+    # A plain push: the ssh login that received it.
+    commit_on(hgenv, work, "staging", "one", lambda r: (r / "one").write_text("1"))
+    push = hgenv.hg("push", "-r", "staging", url, cwd=work)
+    assert push.rc == 0, push.text
+    record, log = _pushed(hgenv, central, site)
+    assert record["user"] == "root" and record["trigger"]["pusher"] == "root"
+    assert "by root," in log and "started by a push from root (remote:ssh:" in log
+
+    # The pusher's name, where the push carries it.
+    commit_on(hgenv, work, "staging", "two", lambda r: (r / "two").write_text("2"))
+    push = hgenv.hg("push", "-r", "staging", "--pushvars",
+                    "USER=Alice Liddell <alice@example.com>", url, cwd=work)
+    assert push.rc == 0, push.text
+    newest = journal(site)[-1]
+    assert newest["user"] == "Alice Liddell <alice@example.com>"
+    assert newest["trigger"]["pusher"] == "root"  # the account, still recorded
+    here = f"--config=environments.staging.path={site}"
+    log = hgenv.hg("envlog", "staging", "-l", "1", here, cwd=central, check=True).out
+    assert "by Alice Liddell <alice@example.com>," in log
+    assert "started by a push from root, as Alice Liddell" in log
+    js = json.loads(hgenv.hg("envlog", "staging", "-T", "json", here, cwd=central,
+                             check=True).out)
+    assert [e["user"] for e in js] == ["Alice Liddell <alice@example.com>", "root"]
+    assert [e["pusher"] for e in js] == ["root", "root"]
+
+
+def test_anonymous_http_push_records_the_account_that_served_it(
+        hgenv, central_repo, tmp_path):
+    import getpass
+    import socket
+    import subprocess
+    import time
+    site = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, PUSH_HOOK
+                     + "[web]\nallow_push = *\npush_ssl = false\n"
+                     + environment("staging", path=site, autodeploy="true"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    work = tmp_path / "work"
+    hgenv.hg("clone", "-q", central_repo, work, check=True)
+    pidfile = tmp_path / "serve.pid"
+    hgenv.hg("serve", "-d", "--pid-file", pidfile, "-a", "127.0.0.1", "-p", str(port),
+             "-E", tmp_path / "serve.err", cwd=central_repo, check=True)
+    try:
+        commit_on(hgenv, work, "staging", "one", lambda r: (r / "one").write_text("1"))
+        push = hgenv.hg("push", "-r", "staging", f"http://127.0.0.1:{port}/", cwd=work)
+        assert push.rc == 0, push.text
+    finally:
+        os.kill(int(pidfile.read_text()), 15)
+    me = getpass.getuser()
+    record, log = _pushed(hgenv, central_repo, site)
+    assert record["user"] == me and record["trigger"]["pusher"] == me
+    assert record["trigger"]["url"].startswith("remote:http:127.0.0.1")
+    assert f"by {me}," in log and f"started by a push from {me} (" in log
+    assert "?" not in log.split("\n")[0]
+
+
+# --- envcheck reads the migration state, as the deploy will --------------------
+
+
+@pytest.mark.parametrize("keys,shown", [
+    ({"migrate": "/usr/bin/python3 manage.py migrate --noinput"}, "No module named"),
+    ({"migrate": "python manage.py migrate", "migrate_state": "no-such-command list"},
+     "not found"),
+])
+def test_envcheck_fails_a_migrate_that_cannot_start_with_the_path_hint(
+        hgenv, central_repo, sshd_hosts, remote_dir, keys, shown):
+    import shutil
+    if "python3" in str(keys) and not shutil.which("/usr/bin/python3"):
+        unavailable("no system python3 without Django here")
+    h0 = sshd_hosts.hosts[0]
+    path = os.path.join(remote_dir, "project")
+    [target] = ssh_targets(hgenv, central_repo, sshd_hosts, [h0], path)
+    settings = ssh_settings(sshd_hosts) + environment("staging", hosts=h0.spec, path=path)
+    hgenv.write_hgrc(central_repo, settings)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)  # no migrate yet
+    before = journal(target)
+    hgenv.write_hgrc(central_repo, "\n".join(
+        f"staging.{k.replace('_', '.')} = {v}" for k, v in keys.items()))
+
+    check = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert check.rc == 1, check.text
+    [row] = [l for l in check.out.splitlines() if "migrations" in l]
+    assert row.split()[:2] == ["FAILED", "migrations"] and shown in row, check.out
+    assert ("(SSH sessions have a short PATH and read no login profile: set "
+            "staging.migrate with an absolute path, or set staging.env.PATH") in check.out
+    assert "1 check failed: " in check.err and "(migrations)" in check.err
+    js = hgenv.hg("envcheck", "staging", "-T", "json", cwd=central_repo)
+    [item] = [c for c in _json(js) if c["check"] == "migrations"]
+    assert item["status"] == "failed" and "short PATH" in item["hint"]
+    assert journal(target) == before  # read-only: nothing ran, nothing recorded
+
+
+def test_envcheck_reads_the_migration_state_of_a_working_project(
+        hgenv, central_repo, tmp_path):
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment("staging", path=target, migrate=MIGRATE))
+    fresh = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert fresh.rc == 0, fresh.text
+    assert "skipped migrations    nothing deployed yet" in " ".join(fresh.out.split()) \
+        or "nothing deployed yet" in fresh.out
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    check = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert check.rc == 0, check.text
+    assert "ok      migrations    readable, 0 migrations not applied" in check.out
+    assert migrations(target) == BASE

@@ -407,9 +407,12 @@ wording shows here, in review.
   The deploy is the one "hg envdeploy ENV -r NODE" does (locks, journal, host
   key checks alike), run by the user the push runs as on the server; its journal
   records also say which push started it ("trigger": the hook, where the push
-  came from, and the pusher as the "acl" extension finds it). A failed deploy
-  never undoes the push, and Mercurial only warns about a failing changegroup
-  hook ("hg push" still exits 0): every outcome is also appended to
+  came from, and the pusher as the "acl" extension finds it: the HTTP user, else
+  the ssh login or the account serving an anonymous push).  Their "user" is the
+  pusher, or the pusher's own name when the push carries it ("hg push --pushvars
+  USER=NAME" to a central repository that sets "push.pushvars.server = true"). A
+  failed deploy never undoes the push, and Mercurial only warns about a failing
+  changegroup hook ("hg push" still exits 0): every outcome is also appended to
   ".hg/envdeploy/autodeploy.log" in the central repository.  The deploys of an
   environment take turns behind a lock there (waiting up to "[ui] timeout"
   seconds); a deploy that waited while a later push moved the branch on is
@@ -601,9 +604,11 @@ wording shows here, in review.
   "hg envcheck ENV" is the pre-flight check: host reachable with a known key
   (never added to known_hosts, whatever "hostkeys" says), "hg" runs there,
   "path" is a clone of this project, the changeset to deploy is in the source
-  the host pulls from, the required files are there, the lock is free and the
-  working copy clean.  It changes nothing, reports every problem at once, and
-  exits 1 when a check failed.
+  the host pulls from, the required files are there, the lock is free, the
+  working copy clean, and the migration state readable where "migrate" runs
+  ("migrate.state" or "showmigrations", read-only), so that a migrate that
+  cannot start fails here, not in the deploy.  It changes nothing, reports every
+  problem at once, and exits 1 when a check failed.
   
   "hg envstatus [ENV]..." shows, per host: the deployed changeset, who deployed
   it and when, how many changesets the next deploy would bring (and their new

@@ -53,6 +53,7 @@ requires is there:
     ok      freeze        not frozen
     ok      journal       last run finished
     ok      workingcopy   clean
+    ok      migrations    no migration state to read
   staging: every check passed on 1 host
 
   $ hg envdeploy staging
@@ -119,6 +120,7 @@ edit (-v), envcheck reports both and exits 1.
     ok      journal       last run finished
     FAILED  workingcopy   manual edits: app.txt
                           (a deploy saves them as a patch under */local.t/site/.hg/envdeploy/patches and discards them) (glob)
+    ok      migrations    no migration state to read
   staging: 2 checks failed: local (requiredfiles, workingcopy)
   [1]
 
