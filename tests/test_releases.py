@@ -265,3 +265,35 @@ def test_gunicorn_serves_old_then_new_never_a_mix(hgenv, central_repo, tmp_path,
     changes_once(answers, second, first)
     record = repojournal(target)[-1]
     assert "update" not in [s["name"] for s in record["steps"]]
+
+
+def test_envlog_shows_each_runs_release(hgenv, central_repo, tmp_path):
+    import json
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    hgenv.hg("envrollback", "staging", cwd=central_repo, check=True)
+
+    r = hgenv.hg("envlog", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    runs = r.out.split("\n\n")
+    # newest first: the rollback left first live, the deploys made theirs
+    assert runs[0].startswith("rollback") and f"  release {first}\n" in runs[0], r.out
+    assert f"  release {second}\n" in runs[1], r.out
+    assert f"  release {first}\n" in runs[2], r.out
+    entries = json.loads(hgenv.hg("envlog", "staging", "-T", "json",
+                                  cwd=central_repo, check=True).out)
+    assert [e["release"] for e in entries] == [first, second, first]
+    assert [h["release"] for h in entries[1]["hosts"]] == [second]
+
+
+def test_envlog_in_place_has_no_release(hgenv, central_repo, tmp_path):
+    import json
+    from envtools import clone_target
+    target = str(clone_target(hgenv, central_repo, tmp_path / "site"))
+    hgenv.write_hgrc(central_repo, environment("staging", path=target, migrate=MIGRATE))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    r = hgenv.hg("envlog", "staging", cwd=central_repo, check=True)
+    assert "release" not in r.out, r.out
+    [entry] = json.loads(hgenv.hg("envlog", "staging", "-T", "json",
+                                  cwd=central_repo, check=True).out)
+    assert entry["release"] == ""
