@@ -326,6 +326,14 @@ def newid():
             + '-%06d' % int(now % 1 * 1e6)).encode('ascii')
 
 
+def probe(session):
+    """``layout``, ``inplace`` (a clone to convert), ``missing``, ``empty``
+    or ``other`` at path."""
+    from .hostread import lastline
+    _rc, out = session.run(_probescript(session.env.path))
+    return lastline(out)
+
+
 def setup(setup, session, row):
     """envsetup in the releases layout: create it (clone into repo), or
     convert an in-place clone, or recognise it; then shared/'s files.

@@ -297,3 +297,92 @@ def test_envlog_in_place_has_no_release(hgenv, central_repo, tmp_path):
     [entry] = json.loads(hgenv.hg("envlog", "staging", "-T", "json",
                                   cwd=central_repo, check=True).out)
     assert entry["release"] == ""
+
+
+# -- envcheck ---------------------------------------------------------------------
+
+
+def checkrows(out):
+    """{check name: (status, message)} of one host's envcheck text."""
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith("  ") and not line.strip().startswith("("):
+            status, name, message = (line.split(None, 2) + [""])[:3]
+            rows[name] = (status, message)
+    return rows
+
+
+def required(hgenv, central_repo, target):
+    """The site's configuration, with a required file (in shared/)."""
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(
+        target, migrate=MIGRATE, requiredfiles="local.cfg")))
+
+
+def test_envcheck_shows_the_live_release_and_looks_in_it(hgenv, central_repo, tmp_path):
+    target = setup_site(hgenv, central_repo, tmp_path)
+    required(hgenv, central_repo, target)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text  # local.cfg is not in shared/ yet
+    rows = checkrows(r.out)
+    assert rows["release"] == ("ok", "no release yet: the first deploy makes one"), r.out
+    assert rows["requiredfiles"] == ("FAILED", "missing: local.cfg"), r.out
+    assert rows["path"] == ("ok", f"{target}: the releases layout of a clone of this project")
+
+    with open(os.path.join(target, "shared", "local.cfg"), "w") as fp:
+        fp.write("x\n")
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    first = release_of(target)
+    node = commit_on(hgenv, central_repo, "staging", "second", change("second"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    second = release_of(target)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    rows = checkrows(r.out)
+    assert rows["release"] == (
+        "ok", f"releases/{second} live, at {node[:12]}; 2 releases on disk: {first}, {second}"), r.out
+    assert rows["requiredfiles"] == ("ok", "local.cfg"), r.out  # in shared/
+    assert rows["workingcopy"] == ("ok", "clean")
+
+    # A manual edit in the live release is seen; one in an older release is not.
+    with open(os.path.join(target, "releases", first, "release.txt"), "w") as fp:
+        fp.write("edited old\n")
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    with open(os.path.join(target, "current", "release.txt"), "w") as fp:
+        fp.write("edited live\n")
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    assert checkrows(r.out)["workingcopy"] == (
+        "FAILED", "manual edits in the live release: release.txt"), r.out
+    assert "staging: 1 check failed: local (workingcopy)" in r.err
+
+
+def test_envcheck_fails_when_current_is_missing_or_dangling(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    current = os.path.join(target, "current")
+    os.unlink(current)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    status, message = checkrows(r.out)["release"]
+    assert status == "FAILED" and message.startswith(f"{target}/current is missing"), r.out
+    assert "(run 'hg envsetup staging'" in r.out, r.out
+    assert "staging: 1 check failed: local (release)" in r.err
+
+    os.symlink(os.path.join("releases", "gone"), current)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    assert checkrows(r.out)["release"] == (
+        "FAILED", f"{target}/current points to releases/gone, which is not on disk "
+                  f"(2 releases on disk: {first}, {second})"), r.out
+
+
+def test_envcheck_says_an_in_place_clone_needs_converting(hgenv, central_repo, tmp_path):
+    from envtools import clone_target
+    target = str(clone_target(hgenv, central_repo, tmp_path / "site"))
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(target)))
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    assert checkrows(r.out)["path"] == (
+        "FAILED", f"{target} is an in-place clone, not the releases layout"), r.out
+    assert "(run 'hg envsetup staging': it converts it)" in r.out
+    assert checkrows(r.out)["release"] == ("skipped", "needs the repository")
