@@ -214,15 +214,21 @@ def saveedits(run, result):
                run.env.path, REPO, result.patch), 'warn')
 
 
+def toremove(env, found, protected, new=None):
+    """The releases ``keep`` removes: the oldest beyond ``env.keep``
+    (counting ``new``, one about to be made), never one ``protected``."""
+    names = sorted(set(found.releases) | ({new} if new else set()))
+    keep = set(names[-env.keep:])
+    keep.update(n for n in protected if n)
+    return [n for n in names if n not in keep and n != new]
+
+
 def prune(run, result):
     """Remove the releases beyond ``keep``: never the live one nor the one
     a rollback returns to.  A failure is said, not fatal."""
     found = disk(result)
-    names = sorted(found.releases)
-    keep = set(names[-run.env.keep:])
-    keep.update(n for n in (found.live, getattr(result, 'live', None),
-                            result.release) if n)
-    old = [n for n in names if n not in keep]
+    old = toremove(run.env, found, (found.live, getattr(result, 'live', None),
+                                    result.release))
     if not old:
         return
     status, out = result.session.run(b'cd -- %s && rm -rf -- %s' % (
@@ -253,6 +259,34 @@ class Releases:
                 quote(b'%s/%s' % (RELEASES, deploy.id)),
                 result.session.display(result.session.update(deploy.node)))
         return self.inplace.script(deploy, result, step)
+
+    def said(self, deploy, result, step, after=False):
+        """The dry run's lines about the layout, before ``step`` (the
+        release it would make, the switch), and ``after`` all the steps
+        (what keep would remove)."""
+        name = step.name if step is not None else None
+        found = disk(result)
+        making = getattr(result, 'wouldmake', False)
+        if not after and name == b'update':
+            result.wouldmake = True
+            linked = (_(b', linking %s from shared/')
+                      % b' '.join(deploy.env.linked)) if deploy.env.linked \
+                else b''
+            return [_(b'release: would make %s/%s (hg share of %s) at %s%s')
+                    % (RELEASES, deploy.id, REPO, deploy.node[:12], linked)]
+        if not after and name == b'before.reload' and making:
+            return [_(b'switch: would point current at %s/%s (live now: '
+                      b'%s), before the reload')
+                    % (RELEASES, deploy.id, found.live or _(b'none'))]
+        if after:
+            new = deploy.id if making else None
+            old = toremove(deploy.env, found, (found.live, new), new)
+            if old:
+                return [_(b'keep: would remove %s (keep = %d)')
+                        % (b', '.join(old), deploy.env.keep)]
+            return [_(b'keep: would remove none (keep = %d)')
+                    % deploy.env.keep]
+        return []
 
     def run(self, deploy, result, step):
         name = step.name

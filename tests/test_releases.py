@@ -386,3 +386,46 @@ def test_envcheck_says_an_in_place_clone_needs_converting(hgenv, central_repo, t
         "FAILED", f"{target} is an in-place clone, not the releases layout"), r.out
     assert "(run 'hg envsetup staging': it converts it)" in r.out
     assert checkrows(r.out)["release"] == ("skipped", "needs the repository")
+
+
+# -- the dry run ------------------------------------------------------------------
+
+
+def test_dry_run_names_the_release_the_switch_and_what_keep_removes(hgenv, central_repo,
+                                                                     tmp_path):
+    target = setup_site(hgenv, central_repo, tmp_path, keep=2)
+    r = hgenv.hg("envdeploy", "-n", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    assert "  release: would make releases/" in r.out, r.out
+    assert "switch: would point current at releases/" in r.out
+    assert "(live now: none), before the reload" in r.out
+    assert "  keep: would remove none (keep = 2)" in r.out
+    assert not os.path.exists(os.path.join(target, "current"))
+    assert on_disk(target) == []
+
+    made = []
+    for n in range(2):
+        if n:
+            commit_on(hgenv, central_repo, "staging", f"r{n}", change(f"r{n}"))
+        hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+        made.append(release_of(target))
+    node = commit_on(hgenv, central_repo, "staging", "r2", change("r2"))
+
+    r = hgenv.hg("envdeploy", "-n", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    lines = [line.split(": ", 1)[1] for line in r.out.splitlines() if ": " in line]
+    [made_line] = [line for line in lines if line.startswith("  release: ")]
+    new = made_line.split("releases/")[1].split()[0]
+    assert new not in made
+    assert made_line == (f"  release: would make releases/{new} (hg share of repo) "
+                         f"at {node[:12]}, linking db.sqlite3 from shared/"), r.out
+    assert (f"  switch: would point current at releases/{new} (live now: {made[1]}), "
+            f"before the reload") in lines, r.out
+    assert f"  keep: would remove {made[0]} (keep = 2)" in lines, r.out
+    # in the order the deploy does them
+    order = [next(i for i, line in enumerate(lines) if line.startswith(p))
+             for p in ("  release:", "  migrate:", "  switch:", "  reload:", "  keep:")]
+    assert order == sorted(order), r.out
+    # nothing changed
+    assert release_of(target) == made[1] and on_disk(target) == made
