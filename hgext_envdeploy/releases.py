@@ -116,7 +116,9 @@ def disk(result):
     """The layout as found when the host was reached (read once)."""
     found = getattr(result, '_disk', None)
     if found is None:
-        found = result._disk = readdisk(result.session)
+        listing = result.session.listing  # read with the lock
+        found = result._disk = (Disk(listing) if listing is not None
+                                else readdisk(result.session))
         result.live = found.live
     return found
 
@@ -132,6 +134,24 @@ def sharescript(env, name):
         b'{ rm -rf -- %(rel)s; false; }; }'
         % {b'path': cdpath(env.path), b'releases': RELEASES, b'repo': REPO,
            b'hg': env.hg, b'rel': quote(rel), b'torepo': _TOREPO})
+
+
+def shareargs(found, name):
+    """``hg share`` of repo as release ``name``, as hg arguments: for the
+    command server already running (no hg process of its own); absolute
+    paths, since the server runs in the live release.  share makes the
+    missing directories."""
+    return (b'--config', b'extensions.share=', b'share', b'-U', b'-q', b'--',
+            b'%s/%s' % (found.base, REPO), found.directory(name))
+
+
+def tierepo(env, name):
+    """The new release's .hg/envdeploy linked to repo's (after
+    :func:`shareargs`); the release removed again if that fails."""
+    rel = quote(b'%s/%s' % (RELEASES, name))
+    return (b'cd -- %s && { ln -s %s %s/.hg/envdeploy || '
+            b'{ rm -rf -- %s; false; }; }'
+            % (cdpath(env.path), _TOREPO, rel, rel))
 
 
 def linkscript(env, node):
@@ -171,8 +191,19 @@ def makerelease(run, result, name, node, output, steps, begin=None):
     journals ``begin``), link.  Leaves the session in it."""
     session = result.session
     found = disk(result)
-    session.step(result, b'release', sharescript(run.env, name), output,
-                 record=steps)
+    if session.hgserver.running and found.base:
+        try:
+            session.step(result, b'release', shareargs(found, name), output,
+                         record=steps)
+        finally:
+            # Linked to repo, or removed when the share failed half-way.
+            status, out = session.run(tierepo(run.env, name))
+        if status:
+            raise StepFailed(b'release', _(b'cannot link release %s to %s')
+                             % (name, REPO), out)
+    else:
+        session.step(result, b'release', sharescript(run.env, name), output,
+                     record=steps)
     found.releases[name] = None
     enterrelease(session, found, name)
     script = session.update(node, begin)

@@ -429,3 +429,26 @@ def test_dry_run_names_the_release_the_switch_and_what_keep_removes(hgenv, centr
     assert order == sorted(order), r.out
     # nothing changed
     assert release_of(target) == made[1] and on_disk(target) == made
+
+
+def test_a_release_is_shared_by_the_running_command_server(hgenv, central_repo, tmp_path):
+    """Speed: no hg process of its own for the share (an hg wrapper logs
+    every hg process started on the target)."""
+    target = setup_site(hgenv, central_repo, tmp_path)
+    log = tmp_path / "hg.log"
+    wrapper = tmp_path / "hg"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {hgenv.hg_executable} "$@"\n')
+    wrapper.chmod(0o755)
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(
+        target, migrate=MIGRATE, hg=str(wrapper))))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    started = log.read_text().splitlines()
+    assert not [line for line in started if " share " in line], started
+    live = release_of(target)
+    assert os.path.islink(os.path.join(target, "releases", live, ".hg", "envdeploy"))
+    record = repojournal(target)[-1]
+    assert record["outcome"] == "ok" and record["release"] == live
+    assert "release" in [s["name"] for s in record["steps"]]
