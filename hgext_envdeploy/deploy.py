@@ -388,8 +388,11 @@ class Deploy(Run):
                             else quote(v))
                 for k, v in sorted(environ.items())))
         planned = []
-        for step in self.steps(result):
+        steps = list(self.steps(result))
+        for step in steps:
             name = step.name
+            for line in self.layout.said(self, result, step):
+                self.say(host, b'  ' + line)
             if name == b'edits':
                 if changed:
                     self.say(host, _(b'  edits: would save %s as a patch and '
@@ -423,6 +426,8 @@ class Deploy(Run):
                              % b', '.join(new))
             if name == b'pull':
                 self._planpull(result)
+        for line in self.layout.said(self, result, None, after=True):
+            self.say(host, b'  ' + line)
         result.planned = planned
         if result.outcome == b'prepared':
             result.outcome = b'planned'
@@ -557,6 +562,11 @@ class InPlace:
     run; None: nothing to run there), ``run`` carries it out.  Another
     layout (releases) supplies its own for the steps it does otherwise.
     """
+
+    def said(self, deploy, result, step, after=False):
+        """The dry run's lines about the layout around ``step`` (after
+        all the steps: ``step`` None, ``after``): none in place."""
+        return []
 
     def script(self, deploy, result, step):
         session = result.session

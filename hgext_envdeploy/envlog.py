@@ -186,6 +186,8 @@ def _entrydata(fm, env, entry):
         pusher=trigger.get('pusher') or b'',
         pushurl=trigger.get('url') or b'',
         reversible=(entry.first('plan') or {}).get('reversible'),
+        # layout = releases: the release the run left live (journal header)
+        release=entry.common('release') or b'',
     )
     # 'from' is a Python keyword: pass it through a dict.
     fm.data(**{'from': entry.common('from') or b'',
@@ -213,6 +215,9 @@ def _entrytext(fm, repo, entry):
         short(entry.common('from') or b'') if samefrom else differs,
         short(tonode) if sameto else differs,
         b' "%s"' % desc if desc else b''))
+    release = entry.common('release')
+    if release:
+        fm.plain(_(b'  release %s\n') % release)
     trigger = entry.trigger
     if trigger:
         claimed = trigger.get('username')
@@ -234,9 +239,11 @@ def _entrytext(fm, repo, entry):
     backup = ([b for b in backups if b] or [b''])[0]
     fm.condwrite(bool(backup), b'backup', _(b'  database backup: %s\n'),
                  backup)
+    samerelease = entry.agree('release')
     for host, rec in entry.records:
         fm.plain(b'  %s: %s\n' % (host,
-                                   _hostresult(rec, samefrom, sameto)),
+                                   _hostresult(rec, samefrom, sameto,
+                                               samerelease)),
                  label=b'envdeploy.failed'
                  if rec.get('outcome') not in journal.DEPLOYED else b'')
     fm.plain(b'\n')
@@ -258,12 +265,13 @@ def _hostsdata(fm, entry):
             duration=rec.get('duration'),
             patch=rec.get('patch') or b'',
             rollback=rb.get('outcome') or b'' if rb else b'',
+            release=rec.get('release') or b'',
         )
         sub.data(**{'from': rec.get('from') or b''})
     sub.end()
 
 
-def _hostresult(rec, samefrom, sameto):
+def _hostresult(rec, samefrom, sameto, samerelease=True):
     """One host's part of a run, for its line under the run."""
     text = rec.get('outcome') or b'?'
     if rec.get('outcome') == journal.FAILED:
@@ -273,6 +281,8 @@ def _hostresult(rec, samefrom, sameto):
         text += _(b', from %s') % short(rec.get('from'))
     if not sameto:
         text += _(b', to %s') % short(rec.get('to'))
+    if not samerelease and rec.get('release'):
+        text += _(b', release %s') % rec['release']
     if rec.get('duration') is not None:
         text += b' (%.1fs)' % rec['duration']
     rb = rec.get('rollback')

@@ -24,7 +24,7 @@ from mercurial.i18n import _
 from mercurial import util
 from mercurial.utils import urlutil
 
-from . import config, freeze, hints, journal, lock, migrations
+from . import config, freeze, hints, journal, lock, migrations, releases
 from .hostread import (
     lastline, lockinfo, lockscript, onhosts, plural, prefixed, sections,
 )
@@ -33,6 +33,7 @@ from .provision import (
     rootsscript,
 )
 from .shell import quote
+from .target import cdpath
 
 OK, FAILED, SKIPPED = b'ok', b'failed', b'skipped'
 
@@ -60,7 +61,9 @@ class Wanted:
         reading = Reading(self, session)
         row['checks'] = checks = []
         for name, func, _reads in CHECKS:
-            checks.append((name,) + func(reading))
+            found = func(reading)
+            if found is not None:  # None: not a check of this layout
+                checks.append((name,) + found)
 
 
 class Reading:
@@ -86,7 +89,11 @@ class Reading:
 
     @util.propertycache
     def where(self):
-        """What path is (see provision.probe)."""
+        """What path is (see provision.probe); with layout = releases,
+        ``repo`` is the layout, and ``inplace`` a clone to convert."""
+        if releases.enabled(self.env):
+            where = releases.probe(self.session)
+            return b'repo' if where == b'layout' else where
         return probe(self.session)
 
     @util.propertycache
@@ -132,6 +139,10 @@ def _path(r):
     if r.where == b'missing':
         return (FAILED, _(b'%s does not exist') % env.path,
                 hints.missingpath(env))
+    if r.where == b'inplace':
+        return (FAILED, _(b'%s is an in-place clone, not the releases '
+                          b'layout') % env.path,
+                _(b"run 'hg envsetup %s': it converts it") % env.name)
     if r.where != b'repo':
         return (FAILED, _(b'%s is not a Mercurial repository') % env.path,
                 _(b"move it away and run 'hg envsetup %s'") % env.name)
@@ -146,9 +157,46 @@ def _path(r):
     if not theirs:
         return OK, _(b'%s: an empty repository') % env.path, None
     if theirs & r.wanted.roots:
+        if releases.enabled(env):
+            return OK, _(b'%s: the releases layout of a clone of this '
+                         b'project') % env.path, None
         return OK, _(b'%s: a clone of this project') % env.path, None
     return (FAILED, _(b'%s is a repository of another project') % env.path,
             _(b'check %s.path') % env.name)
+
+
+def _release(r):
+    """layout = releases: the live release, its changeset, the others."""
+    env = r.env
+    if not releases.enabled(env):
+        return None
+    if r.where != b'repo':
+        return _needsrepo()
+    rc, out = r.found[b'release']
+    if rc:
+        return (FAILED, _(b'cannot read the releases in %s: %s')
+                % (env.path, lastline(out)), None)
+    disk = releases.Disk(out)
+    names = sorted(disk.releases)
+    ondisk = plural(len(names), _(b'1 release on disk'),
+                    _(b'%d releases on disk')) + (
+        b': %s' % b', '.join(names) if names else b'')
+    redeploy = _(b"run 'hg envsetup %s' to check the layout, then "
+                 b"'hg envdeploy %s': it makes a release and switches "
+                 b"current to it") % (env.name, env.name)
+    if disk.live is None:
+        if not names:
+            return OK, _(b'no release yet: the first deploy makes one'), None
+        return (FAILED, _(b'%s/current is missing: no release is live (%s)')
+                % (env.path, ondisk), redeploy)
+    if disk.live not in disk.releases:
+        return (FAILED, _(b'%s/current points to releases/%s, which is not '
+                          b'on disk (%s)') % (env.path, disk.live, ondisk),
+                redeploy)
+    node = disk.releases[disk.live]
+    return OK, _(b'releases/%s live, at %s; %s') % (
+        disk.live, node[:12] if node else _(b'an unknown changeset'),
+        ondisk), None
 
 
 def _source(r):
@@ -238,6 +286,12 @@ def _workingcopy(r):
     dirty = prefixed(r.found[b'dirty'][1]).get(b'file', [])
     if not dirty:
         return OK, _(b'clean'), None
+    if releases.enabled(r.env):
+        return (FAILED, _(b'manual edits in the live release: %s')
+                % b', '.join(dirty),
+                _(b'a deploy saves them as a patch under %s/%s/%s/patches; '
+                  b'the new release does not have them')
+                % (r.env.path, releases.REPO, journal.DIRECTORY))
     return (FAILED, _(b'manual edits: %s') % b', '.join(dirty),
             _(b'a deploy saves them as a patch under %s/%s/patches and '
               b'discards them') % (r.env.path, journal.DIRECTORY))
@@ -299,6 +353,15 @@ def _identify(r):
                                    else b'default')
 
 
+def _inshared(r, script):
+    """``script`` where requiredfiles are: path/shared with releases (in
+    a subshell: the next sections stay in the live release)."""
+    if not releases.enabled(r.env):
+        return script
+    return b'( cd -- %s/%s && %s )' % (cdpath(r.env.path), releases.SHARED,
+                                      script)
+
+
 def _withhg(script):
     """``script(reading)`` where hg runs on the host, else not asked."""
     return lambda r: script(r) if r.version is not None else None
@@ -310,8 +373,10 @@ SECTIONS = (
     (b'lock', lambda r: lockscript()),
     (b'last', lambda r: b'tail -n 3 %s 2>/dev/null' % journal.JOURNAL),
     (b'freeze', lambda r: lock.freezescript()),
-    (b'required', lambda r: missingscript(r.wanted.required)
+    (b'required', lambda r: _inshared(r, missingscript(r.wanted.required))
      if r.wanted.required else None),
+    (b'release', lambda r: b'(%s)' % releases.listscript(r.env.path)
+     if releases.enabled(r.env) else None),
     (b'roots', _withhg(lambda r: rootsscript(r.hg))),
     (b'dirty', _withhg(lambda r: b"%s status -mard -T 'file:{path}\\n'"
                        % r.hg)),
@@ -325,6 +390,7 @@ CHECKS = (
     (b'connect', _connect, ()),
     (b'hg', _hg, ()),
     (b'path', _path, (b'roots',)),
+    (b'release', _release, (b'release',)),
     (b'source', _source, (b'source',)),
     (b'requiredfiles', _requiredfiles, (b'required',)),
     (b'lock', _lock, (b'lock',)),
@@ -362,7 +428,7 @@ def envcheck(ui, repo, name, rev=None, opts=None):
             failures.append((env.name, b'changeset'))
         for row in rows:
             fm.plain(b'%s:\n' % row['host'])
-            for check in _rowchecks(row):
+            for check in _rowchecks(row, env):
                 _writecheck(fm, env.name, row['host'], check)
                 if check[1] == FAILED:
                     failures.append((row['host'], check[0]))
@@ -380,12 +446,13 @@ def envcheck(ui, repo, name, rev=None, opts=None):
     return 1
 
 
-def _rowchecks(row):
+def _rowchecks(row, env):
     """A host's checks, with why the others could not run."""
     if not row['reachable']:
         return [(CHECKS[0][0], FAILED, row['error'], row['hint'])] + [
             (name, SKIPPED, _(b'unreachable'), None)
-            for name, _func, _reads in CHECKS[1:]]
+            for name, _func, _reads in CHECKS[1:]
+            if name != b'release' or releases.enabled(env)]
     if row['error']:
         # The session broke down: what was checked still counts.
         return row.get('checks', []) + [

@@ -116,7 +116,9 @@ def disk(result):
     """The layout as found when the host was reached (read once)."""
     found = getattr(result, '_disk', None)
     if found is None:
-        found = result._disk = readdisk(result.session)
+        listing = result.session.listing  # read with the lock
+        found = result._disk = (Disk(listing) if listing is not None
+                                else readdisk(result.session))
         result.live = found.live
     return found
 
@@ -132,6 +134,24 @@ def sharescript(env, name):
         b'{ rm -rf -- %(rel)s; false; }; }'
         % {b'path': cdpath(env.path), b'releases': RELEASES, b'repo': REPO,
            b'hg': env.hg, b'rel': quote(rel), b'torepo': _TOREPO})
+
+
+def shareargs(found, name):
+    """``hg share`` of repo as release ``name``, as hg arguments: for the
+    command server already running (no hg process of its own); absolute
+    paths, since the server runs in the live release.  share makes the
+    missing directories."""
+    return (b'--config', b'extensions.share=', b'share', b'-U', b'-q', b'--',
+            b'%s/%s' % (found.base, REPO), found.directory(name))
+
+
+def tierepo(env, name):
+    """The new release's .hg/envdeploy linked to repo's (after
+    :func:`shareargs`); the release removed again if that fails."""
+    rel = quote(b'%s/%s' % (RELEASES, name))
+    return (b'cd -- %s && { ln -s %s %s/.hg/envdeploy || '
+            b'{ rm -rf -- %s; false; }; }'
+            % (cdpath(env.path), _TOREPO, rel, rel))
 
 
 def linkscript(env, node):
@@ -171,8 +191,19 @@ def makerelease(run, result, name, node, output, steps, begin=None):
     journals ``begin``), link.  Leaves the session in it."""
     session = result.session
     found = disk(result)
-    session.step(result, b'release', sharescript(run.env, name), output,
-                 record=steps)
+    if session.hgserver.running and found.base:
+        try:
+            session.step(result, b'release', shareargs(found, name), output,
+                         record=steps)
+        finally:
+            # Linked to repo, or removed when the share failed half-way.
+            status, out = session.run(tierepo(run.env, name))
+        if status:
+            raise StepFailed(b'release', _(b'cannot link release %s to %s')
+                             % (name, REPO), out)
+    else:
+        session.step(result, b'release', sharescript(run.env, name), output,
+                     record=steps)
     found.releases[name] = None
     enterrelease(session, found, name)
     script = session.update(node, begin)
@@ -214,15 +245,21 @@ def saveedits(run, result):
                run.env.path, REPO, result.patch), 'warn')
 
 
+def toremove(env, found, protected, new=None):
+    """The releases ``keep`` removes: the oldest beyond ``env.keep``
+    (counting ``new``, one about to be made), never one ``protected``."""
+    names = sorted(set(found.releases) | ({new} if new else set()))
+    keep = set(names[-env.keep:])
+    keep.update(n for n in protected if n)
+    return [n for n in names if n not in keep and n != new]
+
+
 def prune(run, result):
     """Remove the releases beyond ``keep``: never the live one nor the one
     a rollback returns to.  A failure is said, not fatal."""
     found = disk(result)
-    names = sorted(found.releases)
-    keep = set(names[-run.env.keep:])
-    keep.update(n for n in (found.live, getattr(result, 'live', None),
-                            result.release) if n)
-    old = [n for n in names if n not in keep]
+    old = toremove(run.env, found, (found.live, getattr(result, 'live', None),
+                                    result.release))
     if not old:
         return
     status, out = result.session.run(b'cd -- %s && rm -rf -- %s' % (
@@ -253,6 +290,34 @@ class Releases:
                 quote(b'%s/%s' % (RELEASES, deploy.id)),
                 result.session.display(result.session.update(deploy.node)))
         return self.inplace.script(deploy, result, step)
+
+    def said(self, deploy, result, step, after=False):
+        """The dry run's lines about the layout, before ``step`` (the
+        release it would make, the switch), and ``after`` all the steps
+        (what keep would remove)."""
+        name = step.name if step is not None else None
+        found = disk(result)
+        making = getattr(result, 'wouldmake', False)
+        if not after and name == b'update':
+            result.wouldmake = True
+            linked = (_(b', linking %s from shared/')
+                      % b' '.join(deploy.env.linked)) if deploy.env.linked \
+                else b''
+            return [_(b'release: would make %s/%s (hg share of %s) at %s%s')
+                    % (RELEASES, deploy.id, REPO, deploy.node[:12], linked)]
+        if not after and name == b'before.reload' and making:
+            return [_(b'switch: would point current at %s/%s (live now: '
+                      b'%s), before the reload')
+                    % (RELEASES, deploy.id, found.live or _(b'none'))]
+        if after:
+            new = deploy.id if making else None
+            old = toremove(deploy.env, found, (found.live, new), new)
+            if old:
+                return [_(b'keep: would remove %s (keep = %d)')
+                        % (b', '.join(old), deploy.env.keep)]
+            return [_(b'keep: would remove none (keep = %d)')
+                    % deploy.env.keep]
+        return []
 
     def run(self, deploy, result, step):
         name = step.name
@@ -324,6 +389,14 @@ def newid():
     now = time.time()
     return (time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))
             + '-%06d' % int(now % 1 * 1e6)).encode('ascii')
+
+
+def probe(session):
+    """``layout``, ``inplace`` (a clone to convert), ``missing``, ``empty``
+    or ``other`` at path."""
+    from .hostread import lastline
+    _rc, out = session.run(_probescript(session.env.path))
+    return lastline(out)
 
 
 def setup(setup, session, row):

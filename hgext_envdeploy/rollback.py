@@ -55,7 +55,9 @@ def revertmigrations(run, result, state, record):
     listing = session.migrations()
     if listing is None:
         return
+    unapplied = False
     for app, migration, undo in migrations.unapplysteps(listing, state):
+        unapplied = True
         run.say(host, _(b'unapplying %s')
                 % b', '.join(b'%s.%s' % (app, n)
                              for n in undo))
@@ -70,7 +72,10 @@ def revertmigrations(run, result, state, record):
         done = migrations.progress(out)
         record['reverted'].extend(
             done[0] if done else [b'%s.%s' % (app, n) for n in undo])
-    verify(run, result, state, record)
+    # Nothing unapplied: the state just read is the state after (one
+    # Django start fewer).
+    verify(run, result, state, record,
+           listing=None if unapplied else listing)
 
 
 def _putback(run, result, listing, record, exc):
@@ -107,9 +112,11 @@ def _putback(run, result, listing, record, exc):
                      b'was nor as wanted: repair it by hand')
 
 
-def verify(run, result, state, record, halfway=()):
-    """Read the migration state again; compare it with ``state``."""
-    listing = result.session.migrations()
+def verify(run, result, state, record, halfway=(), listing=None):
+    """Read the migration state again (unless ``listing`` is the state as
+    it is); compare it with ``state``."""
+    if listing is None:
+        listing = result.session.migrations()
     record['after'] = migrations.latest(listing)
     left = migrations.differences(listing, state)
     left += [b'%s stopped halfway (it is not atomic, or the database has no '

@@ -167,6 +167,7 @@ class HostSession:
         self.setaside = None  # (name, files) for the next update
         self.exported = {}  # the variables the session exported (enter)
         self.cancel = None  # the run's Ctrl-C event (Run.open)
+        self.listing = None  # releases.py: the layout, read with the lock
         if env.secretvalues:
             shell.mask = env.mask  # ENV.secret: never shown, never kept
         self.hgserver = cmdserver.CommandServer(
@@ -241,6 +242,12 @@ class HostSession:
         self.shell.send(lock.freezescript())  # after the lock: see freeze.py
         if journaltail:
             self.shell.send(journal.readscript(journaltail))
+        layout = self.env.layout == b'releases'
+        if layout:
+            # The releases on disk, read here: a read later would stop
+            # the command server before the share (releases.disk).
+            from . import releases
+            self.shell.send(releases.listscript(self.env.path))
         if hgserver:
             self.hgserver.begin()
         status, out = self.shell.result(
@@ -248,6 +255,9 @@ class HostSession:
         self.frozen = lock.parsefreeze(self.shell.result()[1])
         if journaltail:
             self.tail = self._records(self.shell.result()[1])
+        if layout:
+            listed, out = self.shell.result()
+            self.listing = None if listed else out
         self.hgserver.greet()
         held = None
         for event, info in lock.parseinfo(out):

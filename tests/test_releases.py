@@ -265,3 +265,190 @@ def test_gunicorn_serves_old_then_new_never_a_mix(hgenv, central_repo, tmp_path,
     changes_once(answers, second, first)
     record = repojournal(target)[-1]
     assert "update" not in [s["name"] for s in record["steps"]]
+
+
+def test_envlog_shows_each_runs_release(hgenv, central_repo, tmp_path):
+    import json
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    hgenv.hg("envrollback", "staging", cwd=central_repo, check=True)
+
+    r = hgenv.hg("envlog", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    runs = r.out.split("\n\n")
+    # newest first: the rollback left first live, the deploys made theirs
+    assert runs[0].startswith("rollback") and f"  release {first}\n" in runs[0], r.out
+    assert f"  release {second}\n" in runs[1], r.out
+    assert f"  release {first}\n" in runs[2], r.out
+    entries = json.loads(hgenv.hg("envlog", "staging", "-T", "json",
+                                  cwd=central_repo, check=True).out)
+    assert [e["release"] for e in entries] == [first, second, first]
+    assert [h["release"] for h in entries[1]["hosts"]] == [second]
+
+
+def test_envlog_in_place_has_no_release(hgenv, central_repo, tmp_path):
+    import json
+    from envtools import clone_target
+    target = str(clone_target(hgenv, central_repo, tmp_path / "site"))
+    hgenv.write_hgrc(central_repo, environment("staging", path=target, migrate=MIGRATE))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    r = hgenv.hg("envlog", "staging", cwd=central_repo, check=True)
+    assert "release" not in r.out, r.out
+    [entry] = json.loads(hgenv.hg("envlog", "staging", "-T", "json",
+                                  cwd=central_repo, check=True).out)
+    assert entry["release"] == ""
+
+
+# -- envcheck ---------------------------------------------------------------------
+
+
+def checkrows(out):
+    """{check name: (status, message)} of one host's envcheck text."""
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith("  ") and not line.strip().startswith("("):
+            status, name, message = (line.split(None, 2) + [""])[:3]
+            rows[name] = (status, message)
+    return rows
+
+
+def required(hgenv, central_repo, target):
+    """The site's configuration, with a required file (in shared/)."""
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(
+        target, migrate=MIGRATE, requiredfiles="local.cfg")))
+
+
+def test_envcheck_shows_the_live_release_and_looks_in_it(hgenv, central_repo, tmp_path):
+    target = setup_site(hgenv, central_repo, tmp_path)
+    required(hgenv, central_repo, target)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text  # local.cfg is not in shared/ yet
+    rows = checkrows(r.out)
+    assert rows["release"] == ("ok", "no release yet: the first deploy makes one"), r.out
+    assert rows["requiredfiles"] == ("FAILED", "missing: local.cfg"), r.out
+    assert rows["path"] == ("ok", f"{target}: the releases layout of a clone of this project")
+
+    with open(os.path.join(target, "shared", "local.cfg"), "w") as fp:
+        fp.write("x\n")
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    first = release_of(target)
+    node = commit_on(hgenv, central_repo, "staging", "second", change("second"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    second = release_of(target)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    rows = checkrows(r.out)
+    assert rows["release"] == (
+        "ok", f"releases/{second} live, at {node[:12]}; 2 releases on disk: {first}, {second}"), r.out
+    assert rows["requiredfiles"] == ("ok", "local.cfg"), r.out  # in shared/
+    assert rows["workingcopy"] == ("ok", "clean")
+
+    # A manual edit in the live release is seen; one in an older release is not.
+    with open(os.path.join(target, "releases", first, "release.txt"), "w") as fp:
+        fp.write("edited old\n")
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    with open(os.path.join(target, "current", "release.txt"), "w") as fp:
+        fp.write("edited live\n")
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    assert checkrows(r.out)["workingcopy"] == (
+        "FAILED", "manual edits in the live release: release.txt"), r.out
+    assert "staging: 1 check failed: local (workingcopy)" in r.err
+
+
+def test_envcheck_fails_when_current_is_missing_or_dangling(hgenv, central_repo, tmp_path):
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    current = os.path.join(target, "current")
+    os.unlink(current)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    status, message = checkrows(r.out)["release"]
+    assert status == "FAILED" and message.startswith(f"{target}/current is missing"), r.out
+    assert "(run 'hg envsetup staging'" in r.out, r.out
+    assert "staging: 1 check failed: local (release)" in r.err
+
+    os.symlink(os.path.join("releases", "gone"), current)
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    assert checkrows(r.out)["release"] == (
+        "FAILED", f"{target}/current points to releases/gone, which is not on disk "
+                  f"(2 releases on disk: {first}, {second})"), r.out
+
+
+def test_envcheck_says_an_in_place_clone_needs_converting(hgenv, central_repo, tmp_path):
+    from envtools import clone_target
+    target = str(clone_target(hgenv, central_repo, tmp_path / "site"))
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(target)))
+    r = hgenv.hg("envcheck", "staging", cwd=central_repo)
+    assert r.rc == 1, r.text
+    assert checkrows(r.out)["path"] == (
+        "FAILED", f"{target} is an in-place clone, not the releases layout"), r.out
+    assert "(run 'hg envsetup staging': it converts it)" in r.out
+    assert checkrows(r.out)["release"] == ("skipped", "needs the repository")
+
+
+# -- the dry run ------------------------------------------------------------------
+
+
+def test_dry_run_names_the_release_the_switch_and_what_keep_removes(hgenv, central_repo,
+                                                                     tmp_path):
+    target = setup_site(hgenv, central_repo, tmp_path, keep=2)
+    r = hgenv.hg("envdeploy", "-n", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    assert "  release: would make releases/" in r.out, r.out
+    assert "switch: would point current at releases/" in r.out
+    assert "(live now: none), before the reload" in r.out
+    assert "  keep: would remove none (keep = 2)" in r.out
+    assert not os.path.exists(os.path.join(target, "current"))
+    assert on_disk(target) == []
+
+    made = []
+    for n in range(2):
+        if n:
+            commit_on(hgenv, central_repo, "staging", f"r{n}", change(f"r{n}"))
+        hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+        made.append(release_of(target))
+    node = commit_on(hgenv, central_repo, "staging", "r2", change("r2"))
+
+    r = hgenv.hg("envdeploy", "-n", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    lines = [line.split(": ", 1)[1] for line in r.out.splitlines() if ": " in line]
+    [made_line] = [line for line in lines if line.startswith("  release: ")]
+    new = made_line.split("releases/")[1].split()[0]
+    assert new not in made
+    assert made_line == (f"  release: would make releases/{new} (hg share of repo) "
+                         f"at {node[:12]}, linking db.sqlite3 from shared/"), r.out
+    assert (f"  switch: would point current at releases/{new} (live now: {made[1]}), "
+            f"before the reload") in lines, r.out
+    assert f"  keep: would remove {made[0]} (keep = 2)" in lines, r.out
+    # in the order the deploy does them
+    order = [next(i for i, line in enumerate(lines) if line.startswith(p))
+             for p in ("  release:", "  migrate:", "  switch:", "  reload:", "  keep:")]
+    assert order == sorted(order), r.out
+    # nothing changed
+    assert release_of(target) == made[1] and on_disk(target) == made
+
+
+def test_a_release_is_shared_by_the_running_command_server(hgenv, central_repo, tmp_path):
+    """Speed: no hg process of its own for the share (an hg wrapper logs
+    every hg process started on the target)."""
+    target = setup_site(hgenv, central_repo, tmp_path)
+    log = tmp_path / "hg.log"
+    wrapper = tmp_path / "hg"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {hgenv.hg_executable} "$@"\n')
+    wrapper.chmod(0o755)
+    hgenv.write_hgrc(central_repo, environment("staging", **layout(
+        target, migrate=MIGRATE, hg=str(wrapper))))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    started = log.read_text().splitlines()
+    assert not [line for line in started if " share " in line], started
+    live = release_of(target)
+    assert os.path.islink(os.path.join(target, "releases", live, ".hg", "envdeploy"))
+    record = repojournal(target)[-1]
+    assert record["outcome"] == "ok" and record["release"] == live
+    assert "release" in [s["name"] for s in record["steps"]]

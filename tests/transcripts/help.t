@@ -90,7 +90,10 @@ wording shows here, in review.
     web server to be pointed at "current" first), saying what it does.
     "requiredfiles" and "localsettings" are in "shared/".  The journal records
     each run's "release"; "hg envstatus" shows the live one ("release") and the
-    releases on disk ("releases").
+    releases on disk ("releases"), "hg envlog" each run's, "hg envcheck" the
+    live release and its changeset (a "current" missing or pointing nowhere
+    fails), and "hg envdeploy -n" the release it would make, the switch and what
+    "keep" would remove.
   
   "linked"
     With "layout = releases": paths (relative to a release) linked into each new
