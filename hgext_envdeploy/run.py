@@ -399,6 +399,8 @@ def _describe(r, what):
     if r.outcome == b'ok':
         return _PHRASES[what][0] % (_short(r.tonode), r.duration)
     if r.outcome == b'planned':
+        if r.converged:  # the real run would only check (see flow.py)
+            return _(b'already at %s, would only check') % _short(r.tonode)
         return _PHRASES[what][1] % _short(r.tonode)
     if r.outcome == b'unchanged':
         return _(b'already at %s, check passed (%.1fs)') % (_short(r.tonode),

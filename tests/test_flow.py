@@ -220,6 +220,7 @@ def test_dry_run_plan_is_what_the_real_run_journals(
     if scenario == "already there":
         assert row["steps"] == ["check"]
         assert "deployed there: would only check" in dry.text
+        assert "would deploy" not in dry.text  # nor in the last line
     if scenario == "new changeset":
         assert row["steps"][0] == "pull"
         assert "migrate: would apply bar.0004_bar_f0004" in dry.text
