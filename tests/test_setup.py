@@ -198,7 +198,7 @@ def test_check_healthy_host(hgenv, central_repo, sshd_hosts, remote_dir, tmp_pat
     assert [(status, check) for status, check, _msg in lines] == [
         ("ok", "connect"), ("ok", "hg"), ("ok", "path"), ("ok", "source"),
         ("ok", "requiredfiles"), ("ok", "lock"), ("ok", "freeze"), ("ok", "journal"),
-        ("ok", "workingcopy")]
+        ("ok", "workingcopy"), ("ok", "migrations")]
     assert f"Mercurial {version}" in r.out
     assert f"{path}: a clone of this project" in r.out
     assert f"the host's default path has {staging[:12]}" in r.out
