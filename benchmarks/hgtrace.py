@@ -62,9 +62,13 @@ def _instrument(package):
     if _patched:
         return
     _patched = True
-    target = sys.modules[package + ".target"]
-    transport = sys.modules[package + ".transport"]
-    deploy = sys.modules.get(package + ".deploy")
+    # The first logic module a command loads may not be the session's
+    # (repofile comes first): load the ones instrumented here at once.
+    import importlib
+
+    target = importlib.import_module(package + ".target")
+    transport = importlib.import_module(package + ".transport")
+    deploy = importlib.import_module(package + ".deploy")
     if deploy is not None:
         _wrap(deploy.Deploy, "run", "deploy: all hosts", host_of=lambda self: "")
         for name, label in (("resolve", "resolve the changeset"), ("report", "report")):
@@ -97,10 +101,11 @@ def _instrument(package):
     # hg command server; the first shell step after the server's commands
     # includes stopping it (about 0.04 s: the server's interpreter exit).
     _wrap(S, "lock", "lock + journal tail + hg command server start")
-    _wrap(S, "state", "state (hg log, in the command server)")
+    _wrap(S, "readstate", "state (hg log, in the command server)")
     _wrap(S, "journal", "journal read")
     _wrap(S, "migrations", "migration state (server stop + showmigrations)")
-    _wrap(S, "savepatch", "save manual edits")
+    _wrap(S, "saveedits", "save manual edits")
+    _wrap(S, "update", "update (pull + update, or a new release)")
     _wrap(S, "step", label=lambda args: "step " + args[1].decode())
     _wrap(S, "append", "journal write + unlock")
     _wrap(S, "release", "unlock")

@@ -22,6 +22,7 @@ import re
 import select
 import socket
 import subprocess
+import sys
 import threading
 
 from mercurial.i18n import _
@@ -131,6 +132,43 @@ class SSHTransport:
             client.close()
 
 
+def importparamiko():
+    """paramiko, imported for real, without ``invoke``.
+
+    paramiko.config imports invoke (about 50 ms, 40% of paramiko's import)
+    for ssh_config's ``Match exec`` alone; hosts are resolved by ``ssh -G``
+    where it is installed, so invoke is handed back only where paramiko's
+    own parser looks a host up (:func:`givebackinvoke`).
+    """
+    with demandimport.deactivated():
+        # The idna codec is looked up on first use by socket; if that
+        # first use happens in several threads at once, all but one see
+        # "unknown encoding: idna".  Import it here, once.
+        import encodings.idna  # noqa: F401
+        blocked = 'invoke' not in sys.modules and 'paramiko' not in sys.modules
+        if blocked:
+            sys.modules['invoke'] = None  # "import invoke" raises ImportError
+        try:
+            import paramiko
+            import paramiko.agent  # noqa: F401  (agent forwarding)
+        finally:
+            if blocked:
+                del sys.modules['invoke']
+    return paramiko
+
+
+def givebackinvoke(paramiko):
+    """Let paramiko's ssh_config parser run ``Match exec`` as it would."""
+    if paramiko.config.invoke is None:
+        try:
+            with demandimport.deactivated():
+                import invoke
+        except ImportError:
+            return
+        paramiko.config.invoke = invoke
+        paramiko.config.invoke_import_error = None
+
+
 class SSHContext:
     """What every connection of one run shares.
 
@@ -141,13 +179,7 @@ class SSHContext:
     """
 
     def __init__(self, ui, settings):
-        with demandimport.deactivated():
-            # The idna codec is looked up on first use by socket; if that
-            # first use happens in several threads at once, all but one see
-            # "unknown encoding: idna".  Import it here, once.
-            import encodings.idna  # noqa: F401
-            import paramiko
-            import paramiko.agent  # noqa: F401  (agent forwarding)
+        paramiko = importparamiko()
         # No gc.freeze() here, though it saves ~0.1 s at the exit of a plain
         # hg: under chg or a command server the process outlives the command,
         # and everything alive when it ran would never be collected again.
@@ -180,6 +212,7 @@ class SSHContext:
             resolved = self.openssh.resolve(alias, user, port)
             if resolved is not None:
                 return resolved
+        givebackinvoke(self.paramiko)
         found = self.sshconfig.lookup(alias)
         return {
             'hostname': found.get('hostname', alias),
