@@ -53,9 +53,9 @@ SHARED = b'shared'
 CURRENT = b'current'
 # In a release's own .hg: the changeset it was made at (no hg to read it).
 NODEFILE = b'.hg/envdeploy.node'
-VARIABLE = b'ENVDEPLOY_RELEASE'
 # A share's own .hg is two levels under path: this reaches repo's.
 _TOREPO = b'../../../repo/.hg/envdeploy'
+
 
 def enabled(env):
     return env.layout == LAYOUT
@@ -183,7 +183,7 @@ def enterrelease(session, found, name):
     status, out = session.run(b'cd -- %s' % quote(where), subshell=False)
     if status:
         raise StepFailed(b'release', _(b'cannot enter release %s') % name, out)
-    session.export({VARIABLE: where})
+    session.export({stepenv.RELEASE: where})
 
 
 def makerelease(run, result, name, node, output, steps, begin=None):

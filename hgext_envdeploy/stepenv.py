@@ -19,6 +19,7 @@ node it returns to before its first step (:func:`towards`).
 """
 
 NODE = b'ENVDEPLOY_NODE'
+RELEASE = b'ENVDEPLOY_RELEASE'  # set when the session enters a release
 
 
 def variables(run, host, node):
@@ -31,6 +32,9 @@ def variables(run, host, node):
         b'ENVDEPLOY_HOST': host.spec,
         b'ENVDEPLOY_ROLE': host.role or b'',
         b'ENVDEPLOY_ID': run.id,
+        # Empty in place, as ROLE is without roles: a value inherited from
+        # the login environment must not pass for a release.
+        RELEASE: b'',
     }
 
 

@@ -20,7 +20,9 @@ import time
 from mercurial.i18n import _
 from mercurial import node as nodemod, pycompat
 
-from . import cmdserver, edits, healthcheck, hints, journal, lock, migrations
+from . import (
+    cmdserver, edits, healthcheck, hints, journal, lock, migrations, stepenv,
+)
 from .shell import ShellError, quote
 
 
@@ -198,12 +200,16 @@ class HostSession:
         # ENV.env.NAME values are exported here, through the session's
         # input: never on a command line, where ps would show them.
         self.exported = {**self.env.environ, **(environ or {})}
-        exports = _exports(self.exported)
         where = cdpath(self.env.path)
         if self.env.layout == b'releases':
             # Into the live release, else the clone (releases.py); -P: the
-            # session stays in that release when current is switched.
-            where += b' && { cd -P current 2>/dev/null || cd repo; }'
+            # session stays in that release when current is switched.  The
+            # shell knows which: ENVDEPLOY_RELEASE is set there.
+            self.exported.pop(stepenv.RELEASE, None)
+            where += (b' && { cd -P current 2>/dev/null && %(v)s=$PWD || '
+                      b'{ cd repo && %(v)s=; }; } && export %(v)s'
+                      % {b'v': stepenv.RELEASE})
+        exports = _exports(self.exported)
         status, out = self.run(
             b'cd -- %s && HGPLAIN=1 && export HGPLAIN%s'
             % (where, exports),

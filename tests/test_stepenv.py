@@ -194,3 +194,86 @@ def test_ctrl_c_ends_the_tries(hgenv, central_repo, tmp_path):
     assert record["message"] == ("check exited with status 5 (interrupted after "
                                  "1 try)"), record
     assert not os.path.exists(os.path.join(target, ".hg", "envdeploy", "lock"))
+
+
+STEPS = ("before.migrate", "migrate", "after.migrate", "before.reload", "reload",
+         "after.reload", "before.check", "check", "after.check")
+
+
+def release_dump(step, log):
+    return f'echo "{step} $ENVDEPLOY_NODE ${{ENVDEPLOY_RELEASE-unset}}" >> {log}'
+
+
+def releases_seen(path):
+    """[(step, node, ENVDEPLOY_RELEASE)] in the order the steps ran."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as fp:
+        rows = [tuple(line.split()) for line in fp]
+    os.unlink(path)
+    return rows
+
+
+def test_every_step_sees_the_release_over_ssh(hgenv, central_repo, sshd_hosts,
+                                              remote_dir):
+    """layout = releases over sshd: each step, forward and back, sees the
+    release it runs in; in place ENVDEPLOY_RELEASE is empty, not inherited."""
+    [host] = sshd_hosts.hosts[:1]
+    path = os.path.join(remote_dir, "project")
+    log = os.path.join(path, "shared", "steps.log")
+    local = os.path.join(sshd_hosts.local_path(host, path), "shared", "steps.log")
+    steps = {key.replace(".", "_"): release_dump(key, log) for key in STEPS}
+    steps["migrate"] = f"{MIGRATE} && {steps['migrate']}"
+    settings = ssh_settings(sshd_hosts)
+    hgenv.write_hgrc(central_repo, settings + environment(
+        "staging", hosts=host.spec, path=path, layout="releases", source=central_repo,
+        linked="db.sqlite3", migrate_rollback=(
+            f"{PYTHON} manage.py migrate --noinput {{app}} {{migration}} && "
+            + release_dump("unmigrate", log)), **steps))
+    hgenv.hg("envsetup", "staging", cwd=central_repo, check=True)
+
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    first = head(hgenv, central_repo, "staging")
+    first_release = os.path.join(path, "releases", host_journal(sshd_hosts, host,
+                                                               path)[-1]["release"])
+    assert releases_seen(local) == [(s, first, first_release) for s in STEPS]
+
+    # A deploy whose check fails after the switch: its steps see the new
+    # release; the migration goes back from it; reload and check (the
+    # rollback's only steps besides it) from the old.
+    second = commit_on(hgenv, central_repo, "staging", "second",
+                       lambda repo: add_migration(repo, 4))
+    hgenv.write_hgrc(central_repo, "[environments]\nstaging.check = %s && "
+                     "test \"$ENVDEPLOY_NODE\" = %s\n" % (release_dump("check", log), first))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+    assert r.rc != 0 and "rolled back" in r.err, r.text
+    record = host_journal(sshd_hosts, host, path)[-1]
+    assert record["rollback"]["reverted"] == ["bar.0004_bar_f0004"], record
+    second_release = os.path.join(path, "releases", record["id"])
+    forward = [(s, second, second_release) for s in STEPS[:-1]]  # check failed
+    back = [("reload", first, first_release), ("check", first, first_release)]
+    assert releases_seen(local) == forward + [
+        ("unmigrate", first, second_release)] + back
+
+    # hg envrollback from a good second deploy: back from the newer release.
+    hgenv.write_hgrc(central_repo, "[environments]\nstaging.check = %s\n"
+                     % release_dump("check", log))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    newer = os.path.join(path, "releases", host_journal(sshd_hosts, host,
+                                                        path)[-1]["release"])
+    releases_seen(local)
+    hgenv.hg("envrollback", "staging", cwd=central_repo, check=True)
+    assert releases_seen(local) == [("unmigrate", first, newer)] + back
+
+    # In place: set, and empty (no release to point at).
+    inplace = os.path.join(remote_dir, "inplace")
+    [target] = ssh_targets(hgenv, central_repo, sshd_hosts, [host], inplace)
+    log = os.path.join(inplace, "steps.log")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", path=inplace, layout="inplace", check=release_dump("check", log)))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    assert releases_seen(os.path.join(target, "steps.log")) == [("check", second)]
+
+
+def host_journal(sshd_hosts, host, path):
+    return journal(os.path.join(sshd_hosts.local_path(host, path), "repo"))
