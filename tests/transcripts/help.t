@@ -65,9 +65,10 @@ wording shows here, in review.
     Every step (and hg itself, with its hooks) also sees the run:
     "ENVDEPLOY_NODE" (the full hash being deployed, or rolled back to),
     "ENVDEPLOY_ENV", "ENVDEPLOY_BRANCH", "ENVDEPLOY_HOST" (as written in
-    "hosts"; "local"), "ENVDEPLOY_ROLE" (empty without a role) and
-    "ENVDEPLOY_ID" (the run's id, as "hg envlog" and the journal show it) and,
-    with "layout = releases", "ENVDEPLOY_RELEASE" (the release directory).
+    "hosts"; "local"), "ENVDEPLOY_ROLE" (empty without a role), "ENVDEPLOY_ID"
+    (the run's id, as "hg envlog" and the journal show it) and
+    "ENVDEPLOY_RELEASE" (with "layout = releases", the release directory the
+    step runs in; empty in place).
   
   "layout"
     "inplace" (default): "path" is the working copy that serves, updated in
