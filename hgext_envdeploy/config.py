@@ -38,7 +38,9 @@ LAYOUTS = (b'inplace', b'releases')  # path is the working copy, or not (release
 HOSTKEY_POLICIES = (b'strict', b'accept-new')
 BACKGROUND = b'background'  # autodeploy: deploy detached from the push
 MIGRATE_ALL = b'all'
-_SERIAL = re.compile(br'^[1-9][0-9]*%?$')
+# Patterns are compiled on first use (re's cache): every hg command loads
+# this module, few read an environment.
+_SERIAL = br'^[1-9][0-9]*%?$'
 
 
 # How a key's value is read: ``read(ui, section, item)`` gives the typed
@@ -129,7 +131,7 @@ def _interval(value):
 def _serial(value):
     """Hosts per batch, N or N%; empty (all at once) stays b''."""
     value = value.strip()
-    if value and not _SERIAL.match(value):
+    if value and not re.match(_SERIAL, value):
         raise ValueError(value)
     return value
 
@@ -292,7 +294,7 @@ configitem(b'envdeploy', br'env\..*', default=None, generic=True)
 # adds hosts with that role; ``reload`` and ``check`` override the
 # environment's commands for them.
 ROLE_KEYS = (b'hosts', b'reload', b'check')
-_ROLE_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
+_ROLE_NAME = br'^[A-Za-z0-9_][A-Za-z0-9_-]*$'
 # Names a role cannot take: the suffixes of the dotted keys (a role
 # ``state`` would make ``migrate.state`` ambiguous the day migrate takes a
 # role), ``env`` (ENV.env.NAME) and ``all`` (migrateon = all).
@@ -303,14 +305,14 @@ _RESERVED_ROLES = frozenset(
 
 # ``ENV.env.NAME = VALUE``: exported to everything run on the targets.
 ENVVAR = b'env.'
-_ENVVAR_NAME = re.compile(br'^[A-Za-z_][A-Za-z0-9_]*$')
+_ENVVAR_NAME = br'^[A-Za-z_][A-Za-z0-9_]*$'
 MASK = b'***'
 
 LOCAL = b'local'
 
-_ENV_NAME = re.compile(br'^[A-Za-z0-9_][A-Za-z0-9_-]*$')
+_ENV_NAME = br'^[A-Za-z0-9_][A-Za-z0-9_-]*$'
 # [user@]host[:port], host may be a bracketed IPv6 address.
-_HOST = re.compile(
+_HOST = (
     br'^(?:(?P<user>[^@\s:/]+)@)?'
     # Never a leading '-': a name that ssh or a ProxyCommand would take as
     # an option (OpenSSH refuses such host names too).
@@ -515,7 +517,7 @@ def parsehost(spec, source=b''):
     >>> [parsehost(b'web1:%d' % p).port for p in (1, 65535)]
     [1, 65535]
     """
-    m = _HOST.match(spec)
+    m = re.match(_HOST, spec)
     if not m:
         raise _configerror(
             _(b"malformed host '%s'") % spec,
@@ -672,7 +674,7 @@ def envconfig(ui, name, key):
         raise _configerror(msg, _source(ui, section, item), hint)
 
 
-_SECTION = re.compile(br'\[([^\[]+)\]')  # as mercurial.config parses it
+_SECTION = br'\[([^\[]+)\]'  # as mercurial.config parses it
 
 
 class _recorder(configmod.config):
@@ -718,7 +720,7 @@ def _checkrepeats(ui, section, keys, cache):
                 rec.read(path)
                 with open(path, 'rb') as fp:
                     headers = [n for n, l in enumerate(fp, 1)
-                               if _SECTION.match(l)]
+                               if re.match(_SECTION, l)]
             except (OSError, error.ConfigError):
                 pass  # changed meanwhile: nothing to say
             cache[path] = rec.assignments, headers
@@ -827,7 +829,7 @@ def _checkname(ui, name):
         raise error.InputError(
             _(b"unknown environment '%s'") % name, hint=hint
         )
-    if not _ENV_NAME.match(name):
+    if not re.match(_ENV_NAME, name):
         raise _configerror(
             _(b"invalid environment name '%s'") % name,
             _namesource(ui, name),
@@ -886,7 +888,7 @@ def _readkeys(ui, name):
 
 def _rolename(ui, key, role):
     """``role`` of ``ENV.KEY.ROLE``; a config error if it cannot be one."""
-    if not _ROLE_NAME.match(role) or role in _RESERVED_ROLES:
+    if not re.match(_ROLE_NAME, role) or role in _RESERVED_ROLES:
         raise _configerror(
             _(b"invalid role name '%s'") % role,
             _source(ui, b'environments', key),
@@ -952,7 +954,7 @@ def _migrationhost(ui, name, hosts):
 def _envvar(ui, section, key, sub):
     """The variable name of ``env.NAME``; a config error if it is not one."""
     var = sub[len(ENVVAR):]
-    if not _ENVVAR_NAME.match(var):
+    if not re.match(_ENVVAR_NAME, var):
         raise _configerror(
             _(b"invalid environment variable name '%s'") % var,
             _source(ui, section, key),
