@@ -73,6 +73,9 @@ def connect(env, host, sshcontext, settings, say=_nosay, confirm=None,
     return HostSession(env, host, shell, settings, say, confirm)
 
 
+# One section of sections(): its name, output, and the snippet's status.
+_SECTION = re.compile(br'\x1esection ([^\n]*)\n(.*?)\n\x1estatus (\d+)(?:\n|\Z)',
+                      re.DOTALL)
 # user:password@ in a URL (a source, a pull from https://...).
 _URLPASSWORD = re.compile(br'(://[^/@:\s]+:)[^/@\s]+@')
 
@@ -152,22 +155,27 @@ def sections(session, parts):
     """
     script = []
     for name, snippet in parts:
+        # The newline before the status: output without a last newline
+        # would otherwise hide the status line, and the section with it.
         script.append(
             b"printf '\\036section %s\\n'\n{ %s\n} 2>&1\n"
-            b"printf '\\036status %%d\\n' \"$?\"" % (name, snippet)
+            b"printf '\\n\\036status %%d\\n' \"$?\"" % (name, snippet)
         )
     _rc, out = session.run(b'\n'.join(script))
+    return parsesections(out)
+
+
+def parsesections(out):
+    r"""``{name: (status, output)}`` from what :func:`sections` printed.
+
+    >>> parsesections(b'\x1esection a\nx\ny\n\n\x1estatus 0\n'
+    ...               b'\x1esection b\nno newline\n\x1estatus 3\n'
+    ...               b'\x1esection c\n\n\x1estatus 1\n\x1esection cut\nz')
+    {b'a': (0, b'x\ny'), b'b': (3, b'no newline'), b'c': (1, b'')}
+    """
     found = {}
-    name, lines = None, []
-    for line in out.split(b'\n'):
-        if line.startswith(b'\x1esection '):
-            name, lines = line[len(b'\x1esection '):], []
-        elif line.startswith(b'\x1estatus ') and name is not None:
-            found[name] = (int(line[len(b'\x1estatus '):]),
-                           b'\n'.join(lines))
-            name = None
-        elif name is not None:
-            lines.append(line)
+    for m in re.finditer(_SECTION, out):
+        found[m.group(1)] = (int(m.group(3)), m.group(2).rstrip(b'\n'))
     return found
 
 

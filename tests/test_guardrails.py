@@ -441,7 +441,7 @@ def test_envexec_interactive_gets_a_pty(hgenv, central_repo, exec_env):
                 assert SECRET not in fp.read(), name
 
 
-@pytest.mark.parametrize("name", ["freeze", "envexec"])
+@pytest.mark.parametrize("name", ["freeze", "envexec", "hostread"])
 def test_doctests(name):
     import doctest
     import importlib

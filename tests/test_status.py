@@ -274,3 +274,22 @@ def test_run_ids_sort_as_the_runs_started(monkeypatch):
         ids.append(runmod.Run(uimod.ui(), None, {}).id)
 
     assert ids[0] < ids[1]
+
+
+def test_status_reads_a_journal_whose_last_write_was_cut(hgenv, central_repo, tmp_path):
+    """A session that died mid-write leaves a last line without its newline:
+    envstatus still reads the host, and says what the journal holds."""
+    target = clone_target(hgenv, central_repo, tmp_path / "site")
+    hgenv.write_hgrc(central_repo, environment("staging", path=target))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    with open(os.path.join(target, ".hg", "envdeploy", "journal.jsonl"), "a") as fp:
+        fp.write('{"id": "20990101T000000Z-000001", "kind": "deplo')
+
+    r = hgenv.hg("envstatus", "-T", "json", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    [row] = json.loads(r.out)
+    assert row["node"] == head(hgenv, central_repo, "staging"), row
+    assert not row.get("error"), row
+    r = hgenv.hg("envstatus", cwd=central_repo)
+    assert r.rc == 0 and "; up to date" in r.out, r.text
