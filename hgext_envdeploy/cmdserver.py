@@ -98,11 +98,13 @@ class CommandServer:
         self.shell.write(b'\n')
         self.shell.result()
 
-    def begin(self):
+    def begin(self, guard=None):
         """Start the server without waiting (see :meth:`greet`): sent after
-        other scripts, it costs no round trip of its own."""
+        other scripts, it costs no round trip of its own.  ``guard(script)``
+        wraps the command line (HostSession.lock: only in path)."""
         if self.usable and not self.running:
-            self.shell.spawn(b'%s serve --cmdserver pipe' % self.hg)
+            script = b'%s serve --cmdserver pipe' % self.hg
+            self.shell.spawn(guard(script) if guard else script)
             self.starting = True
 
     def greet(self):

@@ -154,7 +154,8 @@ class Run:
             return None
         result.session = session
         session.cancel = self.cancel
-        session.enter(stepenv.variables(self, host, self.node))
+        # Without a dry run, its answer comes with the lock's (one round trip).
+        session.enter(stepenv.variables(self, host, self.node), wait=self.dryrun)
         if not self.dryrun:
             session.lock(target.holder(self.user, self.client, self.kind,
                                        self.env.name, self.id),
@@ -222,7 +223,7 @@ class Run:
             return
         try:
             if session.locked and record is not None:
-                session.append(record, unlock=True)
+                session.append(record, unlock=True, last=True)
         except StepFailed as exc:
             self.say(result.host, exc.message, 'warn', b'envdeploy.failed')
             if result.ok:

@@ -46,6 +46,11 @@ class Shell:
         self._token = pycompat.sysbytes(os.urandom(12).hex())
         self._marker = b'\x1eenvdeploy-%s:' % self._token
         self._buffer = b''
+        # What is sent but not yet written: written in one piece when an
+        # answer is awaited, so that scripts queued together travel in one
+        # packet (small writes in a row would wait on TCP's acknowledgements).
+        self._outgoing = []
+        self._unclaimed = 0  # results sent for, that nobody will collect
         self.broken = None
         self.busy = False
         self.mask = None
@@ -77,7 +82,7 @@ class Shell:
         opener, closer = (b'(', b')') if subshell else (b'{', b'}')
         if not script.strip():
             script = b':'
-        self.transport.send(
+        self._outgoing.append(
             b'%s %s\n%s </dev/null 2>&1\n'
             b'printf \'\\036envdeploy-%s:%%d\\n\' "$?"\n'
             % (opener, script, closer, self._token)
@@ -110,17 +115,38 @@ class Shell:
             self.trace(script)
         if self.broken:
             raise ShellError(self.broken)
-        self.transport.send(
+        self._outgoing.append(
             b'{ %s\n} 2>/dev/null\n'
             b'printf \'\\036envdeploy-%s:%%d\\n\' "$?"\n'
             % (script, self._token)
         )
 
     def write(self, data):
-        self.transport.send(data)
+        self._outgoing.append(data)
+
+    def flush(self):
+        """Write what was sent: before waiting for an answer, and before
+        the shell closes."""
+        if self._outgoing:
+            data = b''.join(self._outgoing)
+            self._outgoing = []
+            self.transport.send(data)
+
+    def endinput(self):
+        """Write what was sent, then the end of input, in one go: the last
+        scripts' answers and the shell's end come back together."""
+        self.flush()
+        self.transport.endinput()
+
+    def discard(self):
+        """The oldest result not collected yet is nobody's: the next
+        :meth:`result` skips it (a command server told to end, say)."""
+        self._unclaimed += 1
 
     def read(self, size):
         """Exactly ``size`` bytes of the spawned program's output."""
+        self._drain(self.timeout)
+        self.flush()
         deadline = time.monotonic() + self.timeout
         try:
             while len(self._buffer) < size:
@@ -150,6 +176,16 @@ class Shell:
         return data.startswith(self._marker[:len(data)])
 
     def _collect(self, output, timeout):
+        self._drain(timeout)
+        return self._collectone(output, timeout)
+
+    def _drain(self, timeout):
+        while self._unclaimed:
+            self._unclaimed -= 1
+            self._collectone(None, timeout)
+
+    def _collectone(self, output, timeout):
+        self.flush()
         captured = []
         deadline = time.monotonic() + timeout
         while True:
@@ -204,4 +240,9 @@ class Shell:
         A broken shell may still be busy with its last step: do not wait
         for it (it ends, and unlocks, when that step does).
         """
+        if not self.broken:
+            try:
+                self.flush()  # the last scripts (unlock) were only queued
+            except OSError:
+                pass  # the connection is gone: the EXIT trap unlocks
         self.transport.close(wait=not self.broken)

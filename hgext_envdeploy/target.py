@@ -170,6 +170,7 @@ class HostSession:
         self.exported = {}  # the variables the session exported (enter)
         self.cancel = None  # the run's Ctrl-C event (Run.open)
         self.listing = None  # releases.py: the layout, read with the lock
+        self.entering = False  # enter() sent, its answer not read (lock)
         if env.secretvalues:
             shell.mask = env.mask  # ENV.secret: never shown, never kept
         self.hgserver = cmdserver.CommandServer(
@@ -192,10 +193,12 @@ class HostSession:
             return script.describe()  # transfer.Send
         return script
 
-    def enter(self, environ=None):
+    def enter(self, environ=None, wait=True):
         """cd into path in the session's main shell; stable hg output.
 
-        ``environ`` adds variables of the run's own (see stepenv).
+        ``environ`` adds variables of the run's own (see stepenv).  With
+        ``wait=False`` the answer is read by :meth:`lock`, whose scripts
+        travel in the same round trip and run only where the cd succeeded.
         """
         # ENV.env.NAME values are exported here, through the session's
         # input: never on a command line, where ps would show them.
@@ -210,12 +213,24 @@ class HostSession:
                       b'{ cd repo && %(v)s=; }; } && export %(v)s'
                       % {b'v': stepenv.RELEASE})
         exports = _exports(self.exported)
-        status, out = self.run(
-            b'cd -- %s && HGPLAIN=1 && export HGPLAIN%s'
-            % (where, exports),
-            subshell=False,
-        )
+        self.hgserver.stop()
+        self.shell.send(b'cd -- %s && HGPLAIN=1 && export HGPLAIN%s && %s=1'
+                        % (where, exports, _ENTERED), subshell=False)
+        self.entering = True
+        if wait:
+            self._entered()
+
+    def _entered(self, queued=0):
+        """Read enter's answer; StepFailed when path is not there (the
+        ``queued`` results sent after it are then nobody's)."""
+        if not self.entering:
+            return
+        self.entering = False
+        status, out = self.shell.result()
         if status:
+            for _i in range(queued):
+                self.shell.discard()
+            self.hgserver.starting = False  # its spawn ran "false"
             raise StepFailed(
                 b'path', _(b'%s does not exist on this host') % self.env.path,
                 out, hints.missingpath(self.env),
@@ -241,21 +256,26 @@ class HostSession:
         journal records (:attr:`tail`) and start the hg command server.
         """
         if breaklock:
+            self._entered()
             breaklock = self._confirmbreak()
         self.hgserver.stop()
-        self.shell.send(lock.acquirescript(holder, self.settings[b'locktimeout'],
-                                           breaklock), subshell=False)
-        self.shell.send(lock.freezescript())  # after the lock: see freeze.py
+        # Each script runs only in path (a failed enter sent just before).
+        scripts = [(lock.acquirescript(holder, self.settings[b'locktimeout'],
+                                       breaklock), False),
+                   (lock.freezescript(), True)]  # after the lock: freeze.py
         if journaltail:
-            self.shell.send(journal.readscript(journaltail))
+            scripts.append((journal.readscript(journaltail), True))
         layout = self.env.layout == b'releases'
         if layout:
             # The releases on disk, read here: a read later would stop
             # the command server before the share (releases.disk).
             from . import releases
-            self.shell.send(releases.listscript(self.env.path))
+            scripts.append((releases.listscript(self.env.path), True))
+        for script, subshell in scripts:
+            self.shell.send(_onlyentered(script), subshell=subshell)
         if hgserver:
-            self.hgserver.begin()
+            self.hgserver.begin(_onlyentered)
+        self._entered(len(scripts) + bool(hgserver))
         status, out = self.shell.result(
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
         self.frozen = lock.parsefreeze(self.shell.result()[1])
@@ -526,16 +546,19 @@ class HostSession:
         # Run as written, in its own sh: a typo cannot unbalance the session.
         return b'sh -c %s' % quote(command) if command else None
 
-    def append(self, record, unlock=False, phase=None):
+    def append(self, record, unlock=False, phase=None, last=False):
         """Append ``record`` to the journal; StepFailed when it cannot.
 
         With ``unlock``, release the lock in the same round trip (even when
-        the journal cannot be written).  ``phase``: see journal.py.
+        the journal cannot be written).  ``phase``: see journal.py.  With
+        ``last``, the session's input ends there too: nothing more is sent.
         """
         self.hgserver.stop()
         self.shell.send(journal.appendscript(record, phase or journal.END))
         if unlock and self.locked:
             self.shell.send(lock.RELEASE, subshell=False)
+            if last:
+                self.shell.endinput()
             status, out = self.shell.result()
             self.locked = False
             self.shell.result()
@@ -544,6 +567,15 @@ class HostSession:
         if status:
             raise StepFailed(b'journal', _(b'could not write the journal: %s')
                              % out.strip())
+
+
+# Set by enter() once the session is in path.
+_ENTERED = b'_envdeploy_entered'
+
+
+def _onlyentered(script):
+    """``script``, run only if the session entered path (else status 1)."""
+    return b'if [ -n "${%s-}" ]; then\n%s\nelse false; fi' % (_ENTERED, script)
 
 
 def _exports(environ):

@@ -84,6 +84,10 @@ class LocalTransport:
             return None
         return os.read(self._fd, 65536)
 
+    def endinput(self):
+        """No more input: the shell ends once it ran what it was sent."""
+        self._proc.stdin.close()
+
     def close(self, wait=True):
         try:
             self._proc.stdin.close()
@@ -119,6 +123,10 @@ class SSHTransport:
         """Another session on the same connection (``hg envexec -i``)."""
         return self._clients[-1].get_transport().open_session()
 
+    def endinput(self):
+        """No more input: the shell ends once it ran what it was sent."""
+        self._channel.shutdown_write()
+
     def close(self, wait=True):
         try:
             # End of input ends the remote shell, whose EXIT trap releases
@@ -130,6 +138,19 @@ class SSHTransport:
             pass
         for client in reversed(self._clients):
             client.close()
+
+
+def _nodelay(sock):
+    """Send each write at once, as OpenSSH does for a session: Nagle's
+    algorithm would hold a small write (the end of input after the last
+    scripts, a frame to the command server) until the previous one is
+    acknowledged, a round trip on a far host.  Through a jump host the
+    "socket" is a channel: its TCP connection is the jump host's."""
+    if hasattr(sock, 'setsockopt'):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (a ProxyCommand's pipe)
 
 
 def importparamiko():
@@ -308,6 +329,7 @@ class SSHContext:
             # Notice a host that vanished mid-step, instead of waiting on a
             # dead TCP connection forever.
             client.get_transport().set_keepalive(15)
+            _nodelay(client.get_transport().sock)
             return client
         except ConnectError:
             client.close()

@@ -310,3 +310,29 @@ def test_encrypted_key_without_agent_is_a_clear_error(hgenv, central_repo, sshd_
     r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
     assert r.rc == 0, r.text
     assert "s3cret" not in r.text
+
+
+def test_a_missing_path_takes_no_lock_anywhere(hgenv, central_repo, tmp_path):
+    """The lock is sent with the cd into path, in one round trip: where the
+    cd fails, neither the lock nor the command server may run, in the
+    directory the session started in (here the central repository)."""
+    missing = tmp_path / "nowhere" / "site"
+    hgenv.write_hgrc(central_repo, environment("staging", path=missing))
+    # A stale lock there: a lock script run in the wrong directory would
+    # take it over (and release it at the end).
+    stale = os.path.join(central_repo, ".hg", "envdeploy", "lock")
+    os.makedirs(stale)
+    info = f"user=ghost\npid=999999999\nnode={os.uname().nodename}\n"
+    with open(os.path.join(stale, "info"), "w") as fp:
+        fp.write(info)
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0
+    assert f"FAILED at path: {missing} does not exist on this host; nothing changed" \
+        in r.out + r.err, r.text
+    assert "hg envsetup staging" in r.out + r.err, r.text
+    with open(os.path.join(stale, "info")) as fp:
+        assert fp.read() == info
+    assert not os.path.exists(os.path.join(central_repo, ".hg", "envdeploy",
+                                           "journal.jsonl"))
