@@ -55,37 +55,54 @@ class CommandServer:
 
     def run(self, args, output=None):
         """Run ``hg ARGS``; ``(exit status, output)`` as a process would."""
+        return self.runmany([args], output)[0]
+
+    def runmany(self, commands, output=None):
+        """Run each of ``commands`` (hg arguments), in order, sent together:
+        one round trip for all, where the server runs.  Each runs whatever
+        the one before did, so they must not depend on each other.  A list
+        of ``(exit status, output)``; ``output`` gets the first one's lines."""
         if not self.running and self.usable:
             self.begin()
             self.greet()
         if not self.running:
-            return self.shell.run(self.commandline(args), output=output)
+            return [self.shell.run(self.commandline(args),
+                                   output=output if not i else None)
+                    for i, args in enumerate(commands)]
         if self.shell.trace is not None:
-            self.shell.trace(b'%s (command server)' % self.commandline(args))
-        data = b'\0'.join(args)
-        lines = _Lines(self.shell, output)
+            for args in commands:
+                self.shell.trace(b'%s (command server)'
+                                 % self.commandline(args))
         self.shell.busy = True
         try:
-            self.shell.write(b'runcommand\n' + struct.pack('>I', len(data))
-                             + data)
-            while True:
-                frame = self._frame()
-                if frame is None:
-                    lines.add(_(b'hg command server ended unexpectedly\n'))
-                    return 255, lines.close()
-                channel, data = frame
-                if channel in b'oe':
-                    lines.add(data)
-                elif channel == b'r':
-                    return _INT.unpack(data)[0], lines.close()
-                elif channel in b'IL':
-                    self.shell.write(struct.pack('>I', 0))  # no input: EOF
-                elif channel.isupper():
-                    # A required channel we do not know: the protocol is
-                    # lost, and with it the session.
-                    raise self._lost('unknown channel %r' % channel)
+            for args in commands:
+                data = b'\0'.join(args)
+                self.shell.write(b'runcommand\n' + struct.pack('>I', len(data))
+                                 + data)
+            return [self._answer(output if not i else None)
+                    for i in range(len(commands))]
         finally:
             self.shell.busy = False
+
+    def _answer(self, output):
+        """The frames of one command, up to its exit status."""
+        lines = _Lines(self.shell, output)
+        while True:
+            frame = self._frame()
+            if frame is None:
+                lines.add(_(b'hg command server ended unexpectedly\n'))
+                return 255, lines.close()
+            channel, data = frame
+            if channel in b'oe':
+                lines.add(data)
+            elif channel == b'r':
+                return _INT.unpack(data)[0], lines.close()
+            elif channel in b'IL':
+                self.shell.write(struct.pack('>I', 0))  # no input: EOF
+            elif channel.isupper():
+                # A required channel we do not know: the protocol is
+                # lost, and with it the session.
+                raise self._lost('unknown channel %r' % channel)
 
     def stop(self):
         """End the server (an empty line); the shell is ours again."""

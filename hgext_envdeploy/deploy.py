@@ -28,9 +28,9 @@ from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod
 from mercurial.utils import urlutil
 
-from . import (config, confirm, direction, events, flow, freeze, heads, journal,
-               migrationplan, migraterunner, migrations, promotion, records,
-               releases, rollback, transfer)
+from . import (config, confirm, direction, edits, events, flow, freeze, heads,
+               journal, migrationplan, migraterunner, migrations, promotion,
+               records, releases, rollback, transfer)
 from .run import Run, report
 from .shell import quote
 from .target import HostResult, Interrupted, StepFailed
@@ -214,7 +214,8 @@ class Deploy(Run):
         if self.dryrun:
             # No lock, so no journal read with it: the converge check asks.
             session.tail = session.journal(tail=self.journaltail)
-        result.state = state = session.readstate(self.node)
+        result.state = state = session.readstate(self.node,
+                                                 self._expected(session))
         result.fromnode = state.parent
         result.dirty = state.dirty
         result.tonode = self.node
@@ -225,6 +226,15 @@ class Deploy(Run):
             self.say(result.host, _(b'already at %s') % self.node[:12])
             result.converged = True
             result.migrations.update(self.carried(session))
+
+    def _expected(self, session):
+        """The files the update will create, if the host is where its
+        journal says (readstate asks whether they exist already)."""
+        last = _lastdeploy(session.tail or [])
+        if (self.repo is None or last is None or not last.get('to')
+                or last['to'] == self.node):
+            return ()
+        return edits.created(self.repo, last['to'], self.node) or ()
 
     def _record(self, result):
         """The journal record, or None when there is nothing to say."""

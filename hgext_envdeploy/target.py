@@ -171,6 +171,7 @@ class HostSession:
         self.cancel = None  # the run's Ctrl-C event (Run.open)
         self.listing = None  # releases.py: the layout, read with the lock
         self.entering = False  # enter() sent, its answer not read (lock)
+        self.existing = None  # (files, those untracked there): readstate
         if env.secretvalues:
             shell.mask = env.mask  # ENV.secret: never shown, never kept
         self.hgserver = cmdserver.CommandServer(
@@ -333,15 +334,29 @@ class HostSession:
     def close(self):
         self.shell.close()
 
-    def readstate(self, node):
+    def readstate(self, node, expected=()):
         """Parent, edited files, and whether ``node`` (hex) is present.
 
         One hg process: ``wdir()`` gives the parent and the files that
-        ``hg status -mard`` would list.
+        ``hg status -mard`` would list.  ``expected``: the files the update
+        is expected to create (from the parent the journal names), asked
+        about in the same round trip; :meth:`_existing` then has its
+        answer when it asks about those files.
         """
-        status, out = self.hgcommand(
-            (b'log', b'-r', b'present(%s)' % node, b'-r', b'wdir()',
-             b'-T', _STATE))
+        args = (b'log', b'-r', b'present(%s)' % node, b'-r', b'wdir()',
+                b'-T', _STATE)
+        self.existing = None
+        # Only to a running server: a second hg process would cost more
+        # than the round trip it saves (_existing asks the shell then).
+        if (expected and self.hgserver.running
+                and len(expected) <= edits.MAXPATTERNS):
+            (status, out), (found, listed) = self.hgserver.runmany(
+                [args, edits.statusargs(expected)])
+            if not found:
+                self.existing = (list(expected),
+                                 set(listed.splitlines()).intersection(expected))
+        else:
+            status, out = self.hgcommand(args)
         if status:
             raise StepFailed(
                 b'state', _(b'%s is not a Mercurial repository, or hg cannot '
@@ -473,6 +488,9 @@ class HostSession:
         """Those of ``files`` that exist as files (the parent lacks them)."""
         if not files:
             return set()
+        if self.existing is not None and self.existing[0] == files:
+            found, self.existing = self.existing[1], None
+            return found  # asked with the state (readstate)
         if self.hgserver.running and len(files) <= edits.MAXPATTERNS:
             status, out = self.hgcommand(edits.statusargs(files))
         else:
