@@ -572,10 +572,53 @@ def item4(bench):
                        f"{statistics.median(p.cpu for p in a):.3f} with the extension, "
                        f"{statistics.median(p.cpu for p in b):.3f} without, median "
                        f"ratio {cpu:.2f}.")
+    # The floor: any extension with a command and a config item costs
+    # Mercurial's loading of it (its lookup as hgext.NAME, hgext3rd.NAME,
+    # then NAME; the tables' checks and registration).
+    rc, where = _tinyextension(bench)
+    path = where + os.pathsep + off["PYTHONPATH"]  # the same sys.path for both
+    tiny, plain = dict(off, HGRCPATH=rc, PYTHONPATH=path), dict(off, PYTHONPATH=path)
+    a, b = pairs(bench.reps["version"], lambda i: timed([HG, "version"], tiny),
+                 lambda i: timed([HG, "version"], plain))
+    bench.row("4t", "hg version, a one-command extension enabled / not (the floor)",
+              a, b)
+    cpu = statistics.median(x.cpu / y.cpu for x, y in zip(a, b) if y.cpu)
+    bench.notes.append(f"Item 4t in CPU seconds: median ratio {cpu:.2f} (a one-command "
+                       f"extension, loaded by name as hgext_envdeploy is).")
     log = [HG, "log", "-r", ".", "-R", bench.central]
     a, b = pairs(bench.reps["version"], lambda i: timed(log, on), lambda i: timed(log, off))
     bench.row("4b", "hg log -r . in a repository, extension enabled / not", a, b, 1.05)
     bench.version_rss = [p.maxrss_kb for p in a]
+
+
+_TINY = '''"""One command, one config item: what any extension costs to load."""
+from mercurial import registrar
+cmdtable = {}
+command = registrar.command(cmdtable)
+configtable = {}
+registrar.configitem(configtable)(b"tiny", b"setting", default=None)
+
+
+@command(b"tinycommand", [], b"")
+def tinycommand(ui, repo):
+    """do nothing"""
+'''
+
+
+def _tinyextension(bench):
+    """``(hgrc, directory)``: an hgrc enabling, by its name as ours is, a
+    one-command extension in that directory (compiled, as installed)."""
+    where = os.path.join(bench.work, "tinyext")
+    os.makedirs(where, exist_ok=True)
+    module = os.path.join(where, "hgext_tinybench.py")
+    with open(module, "w") as f:
+        f.write(_TINY)
+    subprocess.run([PYTHON, "-m", "py_compile", module], check=True)
+    rc = os.path.join(bench.home, "hgrc-tiny")
+    with open(rc, "w") as f:
+        f.write(f"[ui]\nusername = Bench <bench@example.com>\n"
+                f"[extensions]\nhgext_tinybench =\n")
+    return rc, where
 
 
 def item5(bench):
