@@ -189,6 +189,8 @@ def _entrydata(fm, env, entry):
         # layout = releases: the release the run left live (journal header)
         release=entry.common('release') or b'',
     )
+    if entry.kind == journal.EXEC:
+        fm.data(command=entry.common('command') or b'')
     # 'from' is a Python keyword: pass it through a dict.
     fm.data(**{'from': entry.common('from') or b'',
                'to': entry.common('to') or b''})
@@ -209,12 +211,16 @@ def _entrytext(fm, repo, entry):
         label=b'envdeploy.failed' if bad else b'envdeploy.ok')
     differs = _(b'(differs per host)')
     samefrom, sameto = entry.agree('from'), entry.agree('to')
-    tonode = entry.common('to') or b''
-    desc = _desc(repo, tonode)
-    fm.plain(_(b'  %s -> %s%s\n') % (
-        short(entry.common('from') or b'') if samefrom else differs,
-        short(tonode) if sameto else differs,
-        b' "%s"' % desc if desc else b''))
+    if entry.kind == journal.EXEC:
+        # A command run on the hosts: no changeset moved (as shown, masked).
+        fm.plain(_(b'  ran: %s\n') % (entry.common('command') or differs))
+    else:
+        tonode = entry.common('to') or b''
+        desc = _desc(repo, tonode)
+        fm.plain(_(b'  %s -> %s%s\n') % (
+            short(entry.common('from') or b'') if samefrom else differs,
+            short(tonode) if sameto else differs,
+            b' "%s"' % desc if desc else b''))
     release = entry.common('release')
     if release:
         fm.plain(_(b'  release %s\n') % release)
@@ -267,6 +273,8 @@ def _hostsdata(fm, entry):
             rollback=rb.get('outcome') or b'' if rb else b'',
             release=rec.get('release') or b'',
         )
+        if rec.get('kind') == journal.EXEC:
+            sub.data(status=rec.get('status'))
         sub.data(**{'from': rec.get('from') or b''})
     sub.end()
 
@@ -274,6 +282,10 @@ def _hostsdata(fm, entry):
 def _hostresult(rec, samefrom, sameto, samerelease=True):
     """One host's part of a run, for its line under the run."""
     text = rec.get('outcome') or b'?'
+    if rec.get('kind') == journal.EXEC:
+        status = rec.get('status')
+        return text + (_(b' (exit %d, %.1fs)') % (status, rec.get('duration') or 0)
+                       if isinstance(status, int) else b'')
     if rec.get('outcome') == journal.FAILED:
         text = _(b'failed at %s: %s') % (rec.get('failed') or b'?',
                                          rec.get('message') or b'')

@@ -405,6 +405,19 @@ def test_envexec_exit_status(hgenv, central_repo, exec_env):
     r = hgenv.hg("envexec", "live", "--host", h1.spec, "--", "exit 7",
                  cwd=central_repo)
     assert r.rc == 7, r.text
+    # hg envlog: what ran and how it ended, not a deployment from nowhere.
+    r = hgenv.hg("envlog", "live", "-l", "2", cwd=central_repo)
+    assert r.rc == 0, r.text
+    assert "(empty)" not in r.out, r.out
+    assert "  ran: exit 7\n" in r.out, r.out
+    assert f"  {h1.spec}: failed (exit 7" in r.out, r.out
+    assert f"  {h0.spec}: ok (exit 0" in r.out, r.out
+    assert f"  {h1.spec}: failed (exit 3" in r.out, r.out
+    [last, previous] = json.loads(hgenv.hg("envlog", "live", "-l", "2", "-T", "json",
+                                           cwd=central_repo).out)
+    assert last["kind"] == "exec" and last["command"] == "exit 7", last
+    assert [(h["host"], h["status"]) for h in previous["hosts"]] == [
+        (h0.spec, 0), (h1.spec, 3)], previous
     # An exec is no deployment: the next deploy still sees none there.
     r = hgenv.hg("envrollback", "live", "-n", cwd=central_repo)
     assert "no earlier deployment" in r.text
