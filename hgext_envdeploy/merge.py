@@ -93,15 +93,19 @@ def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
     """
     result = {}
     failure = None
+    if dryrun:
+        # What it would do, as text or as one item (-T json).
+        with ui.formatter(b'envmerge', opts or {}) as fm:
+            fm.startitem()
+            return _envmerge(ui, repo, spec, envname, message, user, tool,
+                             push, deploy, fm, result)
     try:
-        done = _envmerge(ui, repo, spec, envname, message, user, tool, push,
-                         deploy, dryrun, result)
+        _envmerge(ui, repo, spec, envname, message, user, tool, push,
+                  deploy, None, result)
     except error.Abort as exc:
         if not result:
             raise  # refused before anything was done: no item
-        done, failure = None, exc
-    if dryrun:
-        return done
+        failure = exc
     status = 0
     with ui.formatter(b'envmerge', opts or {}) as fm:
         fm.startitem()
@@ -124,7 +128,8 @@ def envmerge(ui, repo, spec, envname, message=None, user=None, tool=None,
 def _envmerge(ui, repo, spec, envname, message, user, tool, push, deploy,
               dryrun, result):
     """The merge and its push; ``result`` gets the fields of envmerge's
-    item as they are known.  A dry run returns its exit status."""
+    item as they are known.  ``dryrun``: None, or the formatter the dry
+    run writes its plan to; it returns its exit status."""
     env = config.load(ui, envname)
     if deploy and not push:
         raise error.InputError(
@@ -134,14 +139,14 @@ def _envmerge(ui, repo, spec, envname, message, user, tool, push, deploy,
                    b"'hg envdeploy %s'") % env.name,
         )
     with repo.wlock(), repo.lock():
-        if dryrun:
+        if dryrun is not None:
             _checkstart(repo, warnonly=True)
         else:
             _checkstart(repo)
         plan = Plan(env, spec, resolvefeature(repo, spec),
                     envhead(repo, env), _destination(ui, repo, env, push))
-        if dryrun:
-            return _dryrun(ui, repo, plan, tool, deploy)
+        if dryrun is not None:
+            return _dryrun(dryrun, repo, plan, tool, deploy)
         if deploy:
             # Before the merge and its push, not after: a no here leaves
             # everything as it was.
@@ -415,38 +420,46 @@ def _push(ui, repo, plan, node):
 # -- --dry-run
 
 
-def _dryrun(ui, repo, plan, tool, deploy):
+def _dryrun(fm, repo, plan, tool, deploy):
+    """The plan, through ``fm``: text, or the fields of one item."""
     env = plan.env
+    fm.data(feature=plan.spec, featurenode=plan.feature.hex(), env=env.name,
+            branch=env.branch, target=plan.target.hex(), merged=plan.merged,
+            dest=plan.dest() or b'' if plan.path is not None else b'',
+            deploy=bool(deploy))
     if plan.merged:
-        ui.status(_(b'%s (%s) is already merged into %s (branch %s at %s): '
-                    b'nothing would be committed or pushed\n')
-                  % (plan.spec, plan.feature, env.name, env.branch,
-                     plan.target))
+        fm.plain(_(b'%s (%s) is already merged into %s (branch %s at %s): '
+                   b'nothing would be committed or pushed\n')
+                 % (plan.spec, plan.feature, env.name, env.branch,
+                    plan.target))
     else:
         incoming = plan.incoming(repo)
-        ui.status(_(b'would merge %s (%d changesets) into %s (branch %s at '
-                    b'%s):\n')
-                  % (plan.spec, len(incoming), env.name, env.branch,
-                     plan.target))
+        fm.plain(_(b'would merge %s (%d changesets) into %s (branch %s at '
+                   b'%s):\n')
+                 % (plan.spec, len(incoming), env.name, env.branch,
+                    plan.target))
         for ctx in incoming:
-            ui.status(b'  %s %s: %s\n' % (
+            fm.plain(b'  %s %s: %s\n' % (
                 ctx, ctx.branch(),
                 stringutil.firstline(ctx.description())))
+        fm.data(incoming=fm.formatlist([c.hex() for c in incoming],
+                                       name=b'node'))
         ancestor = plan.target.ancestor(plan.feature)
         touched = _changed(ancestor, plan.feature)
-        ui.status(_(b'files touched: %s\n')
-                  % (b', '.join(touched) or _(b'none')))
-        _predict(ui, repo, plan, tool, ancestor, touched)
+        fm.plain(_(b'files touched: %s\n')
+                 % (b', '.join(touched) or _(b'none')))
+        fm.data(files=fm.formatlist(touched, name=b'file'))
+        _predict(fm, repo, plan, tool, ancestor, touched)
         if plan.path is not None:
-            ui.status(_(b"would commit 'Merging %s into %s' and push branch "
-                        b'%s to %s\n')
-                      % (plan.spec, env.name, env.branch, plan.dest()))
+            fm.plain(_(b"would commit 'Merging %s into %s' and push branch "
+                       b'%s to %s\n')
+                     % (plan.spec, env.name, env.branch, plan.dest()))
         else:
-            ui.status(_(b"would commit 'Merging %s into %s' on branch %s, "
-                        b'without pushing\n')
-                      % (plan.spec, env.name, env.branch))
+            fm.plain(_(b"would commit 'Merging %s into %s' on branch %s, "
+                       b'without pushing\n')
+                     % (plan.spec, env.name, env.branch))
     if deploy:
-        ui.status(_(b'would then deploy %s\n') % env.name)
+        fm.plain(_(b'would then deploy %s\n') % env.name)
     return 0
 
 
@@ -493,12 +506,13 @@ def _notool(ui, tool):
     return b''
 
 
-def _predict(ui, repo, plan, tool, ancestor, touched):
+def _predict(fm, repo, plan, tool, ancestor, touched):
     """Say whether the merge would conflict, merging in memory only.
 
     External merge tools cannot run in memory: the prediction uses the
     given internal tool, else Mercurial's internal 3-way merge.
     """
+    ui = repo.ui
     both = sorted(set(touched) & set(_changed(ancestor, plan.target)))
     tool = mergetool(ui, tool)
     used = tool if _internaltool(tool) else b':merge'
@@ -517,19 +531,21 @@ def _predict(ui, repo, plan, tool, ancestor, touched):
             clean = False
         finally:
             ui.popbuffer()
+    fm.data(conflicts=not clean, tool=used,
+            bothchanged=fm.formatlist(both if not clean else [], name=b'file'))
     if clean:
-        ui.status(_(b'would merge without conflicts (tool %s)\n') % used)
+        fm.plain(_(b'would merge without conflicts (tool %s)\n') % used)
         return
     # The in-memory merge stops at the first conflict, without naming it.
-    ui.status(_(b'would conflict with tool %s, in one or more of the files '
-                b'changed on both sides since %s: %s\n')
-              % (used, ancestor, b', '.join(both) or _(b'(renamed files)')))
+    fm.plain(_(b'would conflict with tool %s, in one or more of the files '
+               b'changed on both sides since %s: %s\n')
+             % (used, ancestor, b', '.join(both) or _(b'(renamed files)')))
     if not _internaltool(tool):
-        ui.status(_(b'(a merge tool, given with -t or configured, may still '
-                    b'resolve them)\n'))
+        fm.plain(_(b'(a merge tool, given with -t or configured, may still '
+                   b'resolve them)\n'))
     elif not terminal(ui) and tool == NOTERMINAL_TOOL:
-        ui.status(_(b'(no terminal: the real run starts no merge tool either, '
-                    b'and would abandon the merge)\n'))
+        fm.plain(_(b'(no terminal: the real run starts no merge tool either, '
+                   b'and would abandon the merge)\n'))
 
 
 # The in-memory merge writes a backup of every file it merges into the

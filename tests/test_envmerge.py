@@ -371,6 +371,16 @@ def test_dry_run_lists_what_it_would_merge(hgenv, repos):
     assert allnodes(hgenv, repos.work) == local
     assert allnodes(hgenv, repos.central) == central
 
+    # -T json: the same plan as one item, and nothing else on stdout.
+    r = hgenv.hg("envmerge", "feature", "--into", "live", "-n", "-T", "json",
+                 cwd=repos.work)
+    assert r.rc == 0, r.text
+    [item] = json.loads(r.out)
+    assert item["incoming"] == [repos.feature] and item["files"] == ["feature.txt"]
+    assert item["conflicts"] is False and item["merged"] is False, item
+    assert item["env"] == "live" and item["dest"] == str(repos.central), item
+    assert allnodes(hgenv, repos.work) == local
+
 
 def test_dry_run_predicts_the_conflict_and_changes_nothing(hgenv, conflict):
     work = conflict.work
