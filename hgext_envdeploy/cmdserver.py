@@ -53,15 +53,18 @@ class CommandServer:
         """``args`` as a shell command line (run, or shown on a dry run)."""
         return b' '.join([self.hg] + [quote(a) for a in args])
 
-    def run(self, args, output=None):
+    def run(self, args, output=None, last=False):
         """Run ``hg ARGS``; ``(exit status, output)`` as a process would."""
-        return self.runmany([args], output)[0]
+        return self.runmany([args], output, last)[0]
 
-    def runmany(self, commands, output=None):
+    def runmany(self, commands, output=None, last=False):
         """Run each of ``commands`` (hg arguments), in order, sent together:
         one round trip for all, where the server runs.  Each runs whatever
         the one before did, so they must not depend on each other.  A list
-        of ``(exit status, output)``; ``output`` gets the first one's lines."""
+        of ``(exit status, output)``; ``output`` gets the first one's lines.
+
+        ``last``: the server ends after them, told in the same round trip
+        (the empty line is the server's to read, nothing after it)."""
         if not self.running and self.usable:
             self.begin()
             self.greet()
@@ -79,8 +82,14 @@ class CommandServer:
                 data = b'\0'.join(args)
                 self.shell.write(b'runcommand\n' + struct.pack('>I', len(data))
                                  + data)
-            return [self._answer(output if not i else None)
-                    for i in range(len(commands))]
+            if last:
+                self.shell.write(b'\n')
+            answers = [self._answer(output if not i else None)
+                       for i in range(len(commands))]
+            if last and self.running:
+                self.running = False
+                self.shell.result()  # its end, and the shell's marker
+            return answers
         finally:
             self.shell.busy = False
 

@@ -182,9 +182,10 @@ class HostSession:
         self.hgserver.stop()
         return self.shell.run(script, output=output, **opts)
 
-    def hgcommand(self, args, output=None):
-        """Run ``hg ARGS`` in the target repository (see cmdserver)."""
-        return self.hgserver.run(args, output)
+    def hgcommand(self, args, output=None, last=False):
+        """Run ``hg ARGS`` in the target repository (see cmdserver);
+        ``last``: no hg command is expected after it (the server ends)."""
+        return self.hgserver.run(args, output, last)
 
     def display(self, script):
         """A step as the shell command it amounts to (dry runs)."""
@@ -509,7 +510,10 @@ class HostSession:
         start = time.time()
         tries = None
         if isinstance(script, tuple):
-            status, out = self.hgcommand(script, output)
+            # After the update come the shell's steps (migrate, reload,
+            # check): the server ends with it, in its round trip.
+            status, out = self.hgcommand(script, output,
+                                         last=name == b'update')
         elif callable(script):
             status, out = script(self, output)  # transfer.Send
         elif name == b'check' and self.env.checktimeout:
