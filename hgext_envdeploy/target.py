@@ -277,7 +277,7 @@ class HostSession:
             self.shell.send(_onlyentered(script), subshell=subshell)
         if hgserver:
             self.hgserver.begin(_onlyentered)
-        self._entered(len(scripts) + bool(hgserver))
+        self._entered(len(scripts) + self.hgserver.starting)
         status, out = self.shell.result(
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
         self.frozen = lock.parsefreeze(self.shell.result()[1])
