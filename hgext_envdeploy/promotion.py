@@ -143,14 +143,17 @@ def check(ui, repo, env, ctx, untested=False, dryrun=False):
         % (other, other))
 
 
-def statusline(ui, repo, env, head):
-    """envstatus: whether the next deploy's changeset was tested on
-    ``promotefrom``; b'' when it is not set."""
+def status(ui, repo, env, head):
+    """envstatus: ``(line, fields)``, whether the next deploy's changeset
+    was tested on ``promotefrom``; ``(b'', {})`` when it is not set.  The
+    fields go into each of the environment's items (-T json)."""
     if not env.promotefrom or head is None:
-        return b''
+        return b'', {}
     found, last, files = verdict(ui, repo, env, head)
+    fields = {'promotefrom': env.promotefrom, 'tested': found is not None,
+              'testedas': found or b''}
     if found is not None:
         return _(b'  next deploy %s: tested on %s (as %s)\n') % (
-            head, env.promotefrom, found[:12])
+            head, env.promotefrom, found[:12]), fields
     return _(b'  next deploy %s: NOT tested on %s: %s\n') % (
-        head, env.promotefrom, _describe(env, head, last, files))
+        head, env.promotefrom, _describe(env, head, last, files)), fields

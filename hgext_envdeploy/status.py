@@ -225,10 +225,12 @@ def envstatus(ui, repo, names, opts):
         for env in envs:
             branch = branches[env.name]
             fm.plain(_envline(env, branch))
-            fm.plain(promotion.statusline(ui, repo, env, branch.head))
+            line, promoted = promotion.status(ui, repo, env, branch.head)
+            fm.plain(line)
             for row in rows:
                 if row['env'] == env.name:
                     _writestatus(ui, fm, env, branch, dict(_UNREAD, **row))
+                    fm.data(**promoted)
     return 1 if skipped else 0
 
 

@@ -142,12 +142,21 @@ def test_promotion_refuses_untested_files_and_untested_deploys(
     assert r.rc == 0, r.text
     assert f"has the files staging ran ({staging[:12]})" in r.out
     live_ok = head(hgenv, central_repo, "live")
+    r = hgenv.hg("envstatus", "live", "--no-migrations", "-T", "json",
+                 cwd=central_repo)
+    [row] = json.loads(r.out)
+    assert (row["tested"], row["testedas"]) == (True, staging), row
 
     hotfix = commit_on(hgenv, central_repo, "live", "hotfix on live only",
                        write("hotfix.txt", "x\n"))
     r = hgenv.hg("envstatus", "live", "--no-migrations", cwd=central_repo)
     assert f"next deploy {hotfix[:12]}: NOT tested on staging" in r.out
     assert "differs in: hotfix.txt" in r.out
+    r = hgenv.hg("envstatus", "live", "--no-migrations", "-T", "json",
+                 cwd=central_repo)
+    [row] = json.loads(r.out)
+    assert (row["promotefrom"], row["tested"], row["testedas"]) == (
+        "staging", False, ""), row
 
     r = hgenv.hg("envdeploy", "live", cwd=central_repo)
 
