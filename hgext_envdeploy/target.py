@@ -224,7 +224,8 @@ class HostSession:
 
     def _entered(self, queued=0):
         """Read enter's answer; StepFailed when path is not there (the
-        ``queued`` results sent after it are then nobody's)."""
+        ``queued`` scripts' results sent after it are then nobody's; a
+        command server started with them ended at once, as greet() sees)."""
         if not self.entering:
             return
         self.entering = False
@@ -232,7 +233,6 @@ class HostSession:
         if status:
             for _i in range(queued):
                 self.shell.discard()
-            self.hgserver.starting = False  # its spawn ran "false"
             raise StepFailed(
                 b'path', _(b'%s does not exist on this host') % self.env.path,
                 out, hints.missingpath(self.env),
@@ -277,7 +277,7 @@ class HostSession:
             self.shell.send(_onlyentered(script), subshell=subshell)
         if hgserver:
             self.hgserver.begin(_onlyentered)
-        self._entered(len(scripts) + self.hgserver.starting)
+        self._entered(len(scripts))
         status, out = self.shell.result(
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
         self.frozen = lock.parsefreeze(self.shell.result()[1])
