@@ -784,7 +784,7 @@ resolved in this repository, so branch names never reach a shell.
 
 from mercurial import registrar
 
-from . import commands, config
+from . import commands, configitems
 
 __version__ = '0.1.0'
 
@@ -798,7 +798,7 @@ def getversion():
     return __version__.encode('ascii')
 
 cmdtable = commands.cmdtable
-configtable = config.configtable
+configtable = configitems.configtable
 
 colortable = {
     b'envdeploy.ok': b'green',

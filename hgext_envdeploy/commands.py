@@ -7,7 +7,7 @@
 
 """Thin command wrappers: parse options, call the deploy logic, report.
 
-Only this module and config.py load with the extension; the logic is
+Only this module and configitems.py load with the extension; the logic is
 imported when a command runs, so plain hg commands stay as fast as without
 the extension.
 """

@@ -9,7 +9,8 @@
 
 Every environment key is ``[environments] ENV.KEY``; any key may also be set
 in ``[envdeploy]`` as a default for every environment.  Each key is
-registered once below, with a typed default, and read through one accessor,
+registered once, with a typed default (configitems.py, the part that loads
+with the extension), and read through one accessor,
 :func:`envconfig`, which parses it with Mercurial's own
 ``ui.configbool``/``configlist``/``configwith`` and names the file and line
 of a value it cannot take.  The rest of the extension reads
@@ -22,13 +23,10 @@ import re
 import weakref
 
 from mercurial.i18n import _
-from mercurial import config as configmod, error, registrar
+from mercurial import config as configmod, error
 from mercurial.utils import procutil, stringutil
 
-from . import flow
-
-configtable = {}
-configitem = registrar.configitem(configtable)
+from . import configitems, flow
 
 ONFAILURE = (b'rollback', b'stop')
 IRREVERSIBLE = (b'warn', b'refuse')
@@ -150,145 +148,93 @@ def _autodeploy(value):
 
 
 class _Key:
-    """One key: its registered default, how it is read, and what an error
-    about it says (``message`` gets ``%(key)s`` and ``%(value)s``)."""
+    """How one key is read, and what an error about it says (``message``
+    gets ``%(key)s`` and ``%(value)s``).  Its name and typed default are
+    registered in configitems.py."""
 
-    def __init__(self, default=None, read=_text, hint=None, message=None):
-        self.default = default
+    def __init__(self, read=_text, hint=None, message=None):
         self.read = read
         self.hint = hint
         self.message = message or _(b"invalid %(key)s value '%(value)s'")
 
 
 _BOOL_HINT = _(b'use true or false')
-
-# Per-environment keys, each documented in the extension help and in
-# hgrc.example.  A default of None means "not set".
-ENV_KEYS = {
-    b'branch': _Key(None),  # the environment's own name
-    b'hosts': _Key(b''),  # parsed by parsehosts(), which says more
-    b'path': _Key(None),
-    b'source': _Key(b''),
-    b'migrate': _Key(b''),
-    b'reload': _Key(b''),
-    b'check': _Key(b''),
-    # Seconds the check is tried for (0: once), and between tries.
-    b'check.timeout': _Key(0, _parsed(_seconds),
-                           _(b'a number of seconds (0: one try)')),
-    b'check.interval': _Key(2, _parsed(_interval),
-                            _(b'a number of seconds, more than 0')),
-    b'hg': _Key(None),  # 'hg' on a remote host, this hg for a local environment
-    b'identity': _Key(b''),
-    # Lend the target our ssh-agent (hg pull).
-    b'forwardagent': _Key(False, _bool, _BOOL_HINT),
-    b'pushto': _Key(b''),  # where envmerge pushes; default-push/default if unset
-    b'onfailure': _Key(
-        b'rollback',
-        _parsed(_oneof(ONFAILURE)),
-        _(b'use one of: %s') % b', '.join(ONFAILURE),
-        _(b"unknown onfailure mode '%(value)s'"),
-    ),
-    # Hosts per batch, N or N%; all at once when empty.
-    b'serial': _Key(
-        b'',
-        _parsed(_serial),
-        _(b'a number of hosts per batch, or a percentage (25%)'),
-    ),
-    # Failed hosts tolerated before the deploy stops.
-    b'maxfail': _Key(
-        0,
-        _parsed(_count),
-        _(b'a number of hosts (0: stop at the first failure)'),
-    ),
-    b'migrate.state': _Key(b''),  # derived from migrate when it runs manage.py
-    b'migrate.rollback': _Key(b''),
-    b'requiredfiles': _Key(list, _list),  # untracked files a deploy needs
-    b'localsettings': _Key(b''),  # local file envsetup uploads where missing
-    # True, false or background (hooks.py).
-    b'autodeploy': _Key(
-        False,
-        _parsed(_autodeploy),
-        _(b'use true, false or background'),
-    ),
-    b'protect': _Key(False, _bool, _BOOL_HINT),  # one head only (protect.py)
-    b'secret': _Key(list, _list),  # names of env.NAME values never shown
-    b'migrateon': _Key(b''),  # host or role migrating the one database; or all
-    # A deploy that could not be rolled back (migrationplan.py).
-    b'irreversible': _Key(
-        b'warn',
-        _parsed(_oneof(IRREVERSIBLE)),
-        _(b'use one of: %s') % b', '.join(IRREVERSIBLE),
-        _(b"unknown irreversible policy '%(value)s'"),
-    ),
-    b'backup': _Key(b''),  # before migrate, when migrations are pending
-    b'restore': _Key(b''),  # envrollback --restore
-    b'backup.keep': _Key(5, _parsed(_positive),
-                         message=_(b'%(key)s must be a positive number')),
-    # Manual edits on a host: saved as a patch, or the deploy refused.
-    b'onedits': _Key(
-        b'save',
-        _parsed(_oneof(ONEDITS)),
-        _(b'use one of: %s') % b', '.join(ONEDITS),
-        _(b"unknown onedits mode '%(value)s'"),
-    ),
-    # The target pulls from source, or we send what it lacks (transfer.py).
-    b'transfer': _Key(
-        b'pull',
-        _parsed(_oneof(TRANSFERS)),
-        _(b'use one of: %s') % b', '.join(TRANSFERS),
-        _(b"unknown transfer mode '%(value)s'"),
-    ),
-    # The environment whose tested files this one deploys (promotion.py).
-    b'promotefrom': _Key(b''),
-    # Ask to type the environment's name before a deploy (confirm.py).
-    b'confirm': _Key(False, _bool, _BOOL_HINT),
-    # path is the working copy, or repo/ releases/ shared/ current (releases.py).
-    b'layout': _Key(
-        b'inplace',
-        _parsed(_oneof(LAYOUTS)),
-        _(b'use one of: %s') % b', '.join(LAYOUTS),
-        _(b"unknown layout '%(value)s'"),
-    ),
-    b'linked': _Key(list, _list),  # shared/ files linked into each release
-    b'keep': _Key(5, _parsed(_positive),
-                  message=_(b'%(key)s must be a positive number')),
-}
-# The user's steps around update, migrate, reload and check (flow.py).
-USERSTEP_KEYS = flow.USERSTEPS
-ENV_KEYS.update((key, _Key(b'')) for key in USERSTEP_KEYS)
-
 _POSITIVE = _(b'[envdeploy] %(key)s must be a positive number')
 
-# Settings that only make sense once, in [envdeploy].
-GLOBAL_KEYS = {
-    b'knownhosts': _Key(b'~/.ssh/known_hosts'),
-    b'hostkeys': _Key(
-        b'strict',
-        _parsed(_oneof(HOSTKEY_POLICIES)),
-        _(b'use one of: %s') % b', '.join(HOSTKEY_POLICIES),
-        _(b"unknown hostkeys mode '%(value)s'"),
-    ),
-    b'sshconfig': _Key(b'~/.ssh/config'),
-    b'concurrency': _Key(8, _parsed(_positive), message=_POSITIVE),
-    b'locktimeout': _Key(30, _parsed(_positive), message=_POSITIVE),
-    b'timeout': _Key(600, _parsed(_positive), message=_POSITIVE),
-    b'connecttimeout': _Key(15, _parsed(_positive), message=_POSITIVE),
-    # Seconds running steps get to finish after Ctrl-C.
-    b'grace': _Key(10, _parsed(_positive), message=_POSITIVE),
-    # A target's hg commands in one process (cmdserver.py).
-    b'cmdserver': _Key(True, _bool, _BOOL_HINT),
-    # What the changegroup hook deploys.
-    b'autodeploy.sources': _Key(lambda: [b'serve', b'push'], _list),
-    # Let a pushed .hgenvironments decide hosts, paths, keys (repofile.py).
-    b'trustrepofile': _Key(False, _bool, _BOOL_HINT),
+
+def _choice(choices, message):
+    return _Key(_parsed(_oneof(choices)),
+                _(b'use one of: %s') % b', '.join(choices), message)
+
+
+_TEXT = _Key()
+_BOOL = _Key(_bool, _BOOL_HINT)
+_LIST = _Key(_list)
+
+USERSTEP_KEYS = flow.USERSTEPS
+ENV_KEYS = {**configitems.ENV_KEYS, **dict.fromkeys(USERSTEP_KEYS, b'')}
+GLOBAL_KEYS = configitems.GLOBAL_KEYS
+
+# Every key not text: the ones an environment may set, then the run's.
+_READ = {
+    b'check.timeout': _Key(_parsed(_seconds),
+                           _(b'a number of seconds (0: one try)')),
+    b'check.interval': _Key(_parsed(_interval),
+                            _(b'a number of seconds, more than 0')),
+    b'forwardagent': _BOOL,
+    b'onfailure': _choice(ONFAILURE, _(b"unknown onfailure mode '%(value)s'")),
+    b'serial': _Key(_parsed(_serial),
+                    _(b'a number of hosts per batch, or a percentage (25%)')),
+    b'maxfail': _Key(_parsed(_count),
+                     _(b'a number of hosts (0: stop at the first failure)')),
+    b'requiredfiles': _LIST,
+    b'autodeploy': _Key(_parsed(_autodeploy),
+                        _(b'use true, false or background')),
+    b'protect': _BOOL,
+    b'secret': _LIST,
+    b'irreversible': _choice(IRREVERSIBLE,
+                             _(b"unknown irreversible policy '%(value)s'")),
+    b'backup.keep': _Key(_parsed(_positive),
+                         message=_(b'%(key)s must be a positive number')),
+    b'onedits': _choice(ONEDITS, _(b"unknown onedits mode '%(value)s'")),
+    b'transfer': _choice(TRANSFERS, _(b"unknown transfer mode '%(value)s'")),
+    b'confirm': _BOOL,
+    b'layout': _choice(LAYOUTS, _(b"unknown layout '%(value)s'")),
+    b'linked': _LIST,
+    b'keep': _Key(_parsed(_positive),
+                  message=_(b'%(key)s must be a positive number')),
+    b'hostkeys': _choice(HOSTKEY_POLICIES,
+                         _(b"unknown hostkeys mode '%(value)s'")),
+    b'concurrency': _Key(_parsed(_positive), message=_POSITIVE),
+    b'locktimeout': _Key(_parsed(_positive), message=_POSITIVE),
+    b'timeout': _Key(_parsed(_positive), message=_POSITIVE),
+    b'connecttimeout': _Key(_parsed(_positive), message=_POSITIVE),
+    b'grace': _Key(_parsed(_positive), message=_POSITIVE),
+    b'cmdserver': _BOOL,
+    b'autodeploy.sources': _LIST,
+    b'trustrepofile': _BOOL,
 }
 
-_KEYS = {**ENV_KEYS, **GLOBAL_KEYS}
 
-for _key, _spec in _KEYS.items():
-    configitem(b'envdeploy', _key, default=_spec.default)
-configitem(b'environments', b'.*', default=None, generic=True)
-configitem(b'envdeploy', br'env\..*', default=None, generic=True)
+def _readerof(key):
+    """How ``key`` is read: a registered key that _READ does not name is
+    text.
+
+    >>> sorted(k for k, v in _READ.items()
+    ...        if k not in ENV_KEYS and k not in GLOBAL_KEYS)
+    []
+    >>> defaults = {**ENV_KEYS, **GLOBAL_KEYS}
+    >>> sorted(k for k, v in defaults.items()   # typed defaults, typed reads
+    ...        if not isinstance(v, (bytes, type(None)))
+    ...        and _readerof(k) is _TEXT)
+    []
+    >>> sorted(k for k, v in defaults.items()   # lists as lists
+    ...        if callable(v) and _readerof(k) is not _LIST)
+    []
+    """
+    if key not in ENV_KEYS and key not in GLOBAL_KEYS:
+        raise KeyError(key)
+    return _READ.get(key, _TEXT)
 
 # ``ENV.KEY.ROLE``: keys that a role's hosts set for themselves.  ``hosts``
 # adds hosts with that role; ``reload`` and ``check`` override the
@@ -658,7 +604,7 @@ def envconfig(ui, name, key):
     that does not parse is a ConfigError naming the file and line, the
     environment, and what to write instead.
     """
-    spec = _KEYS[key]
+    spec = _readerof(key)
     ui = envui(ui, name)
     section, item = _where(ui, name, key)
     try:

@@ -280,12 +280,15 @@ def test_serial_host_duration_is_its_own(hgenv, central_repo, sshd_hosts, remote
 
 def test_the_help_lists_the_steps_of_the_table():
     import hgext_envdeploy
-    from hgext_envdeploy import config, flow
+    from hgext_envdeploy import config, configitems, flow
 
     assert " ".join(flow.describe().decode().split()) in " ".join(
         hgext_envdeploy.__doc__.split())
+    registered = configitems.configtable[b"envdeploy"]
     for key in config.USERSTEP_KEYS:
         assert key in config.ENV_KEYS
+        # registered by pattern, so that hg's start-up need not load flow.py
+        assert registered.get(key).default == b"" and registered.get(key).generic
     # update runs in two phases (migration host, then the others): so do its own.
     user = [s.name for s in flow.STEPS if s.user]
     assert list(dict.fromkeys(user)) == list(flow.USERSTEPS)

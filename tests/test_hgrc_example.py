@@ -3,14 +3,14 @@ import os
 
 from mercurial import configitems, ui as uimod
 
-from hgext_envdeploy import config
+from hgext_envdeploy import config, configitems as envconfigitems
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "hgrc.example")
 
 
 def test_every_environment_and_setting_of_the_example_loads():
     ui = uimod.ui()  # no rc file of this machine: only the example
-    configitems.loadconfigtable(ui, b"hgext_envdeploy", config.configtable)
+    configitems.loadconfigtable(ui, b"hgext_envdeploy", envconfigitems.configtable)
     ui.readconfig(os.fsencode(EXAMPLE), trust=True)
 
     envs = {name: config.load(ui, name) for name in config.envnames(ui)}
