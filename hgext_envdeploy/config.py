@@ -26,7 +26,7 @@ from mercurial.i18n import _
 from mercurial import config as configmod, error
 from mercurial.utils import procutil, stringutil
 
-from . import configitems, flow
+from . import configitems
 
 ONFAILURE = (b'rollback', b'stop')
 IRREVERSIBLE = (b'warn', b'refuse')
@@ -171,8 +171,8 @@ _TEXT = _Key()
 _BOOL = _Key(_bool, _BOOL_HINT)
 _LIST = _Key(_list)
 
-USERSTEP_KEYS = flow.USERSTEPS
-ENV_KEYS = {**configitems.ENV_KEYS, **dict.fromkeys(USERSTEP_KEYS, b'')}
+ENV_KEYS = configitems.ENV_KEYS
+USERSTEP_KEYS = configitems.USERSTEP_KEYS
 GLOBAL_KEYS = configitems.GLOBAL_KEYS
 
 # Every key not text: the ones an environment may set, then the run's.

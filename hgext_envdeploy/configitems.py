@@ -57,10 +57,13 @@ ENV_KEYS = {
     b'linked': list,  # shared/ files linked into each release
     b'keep': 5,
 }
-# The user's steps around update, migrate, reload and check: flow.py
-# names them (flow.USERSTEPS), registered here by pattern so that hg's
-# start-up does not load flow.py.
-USERSTEP_PATTERN = br'(?:before|after)\.[a-z]+'
+# The user's steps around update, migrate, reload and check: flow.py's
+# USERSTEPS (a test holds them equal), named here so that hg's start-up
+# does not load flow.py.
+USERSTEP_KEYS = (b'before.update', b'after.update', b'before.migrate',
+                 b'after.migrate', b'before.reload', b'after.reload',
+                 b'before.check', b'after.check')
+ENV_KEYS.update(dict.fromkeys(USERSTEP_KEYS, b''))
 
 # Settings that only make sense once, in [envdeploy].
 GLOBAL_KEYS = {
@@ -79,6 +82,5 @@ GLOBAL_KEYS = {
 
 for _key, _default in {**ENV_KEYS, **GLOBAL_KEYS}.items():
     configitem(b'envdeploy', _key, default=_default)
-configitem(b'envdeploy', USERSTEP_PATTERN, default=b'', generic=True)
 configitem(b'environments', b'.*', default=None, generic=True)
 configitem(b'envdeploy', br'env\..*', default=None, generic=True)
