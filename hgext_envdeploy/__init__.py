@@ -65,7 +65,9 @@ environment::
   in ``hosts``; ``local``), ``ENVDEPLOY_ROLE`` (empty without a role),
   ``ENVDEPLOY_ID`` (the run's id, as ``hg envlog`` and the journal show it)
   and ``ENVDEPLOY_RELEASE`` (with ``layout = releases``, the release
-  directory the step runs in; empty in place).
+  directory the step runs in; empty in place; a deploy's hg, which makes
+  the new release without a second start, sees that release from its
+  first command, the pull's hooks included).
 
 ``layout``
   ``inplace`` (default): ``path`` is the working copy that serves, updated

@@ -48,6 +48,7 @@ class CommandServer:
         self.usable = enabled
         self.running = False
         self.starting = False
+        self.environ = {}  # what begin() added to the running server's
 
     def commandline(self, args):
         """``args`` as a shell command line (run, or shown on a dry run)."""
@@ -88,6 +89,7 @@ class CommandServer:
                        for i in range(len(commands))]
             if last and self.running:
                 self.running = False
+                self.environ = {}
                 self.shell.result()  # its end, and the shell's marker
             return answers
         finally:
@@ -119,19 +121,28 @@ class CommandServer:
         if not self.running:
             return
         self.running = False
+        self.environ = {}
         if self.shell.broken:
             return  # the session is lost: the server ends with it
         self.shell.write(b'\n')
         self.shell.result()
 
-    def begin(self, guard=None):
+    def begin(self, guard=None, environ=None):
         """Start the server without waiting (see :meth:`greet`): sent after
         other scripts, it costs no round trip of its own.  ``guard(script)``
-        wraps the command line (HostSession.lock: only in path)."""
+        wraps the command line (HostSession.lock: only in path).
+        ``environ``: ``{name: shell word}`` exported to the server only
+        (the words are ours, expanded by the shell: never a user's value)."""
         if self.usable and not self.running:
             script = b'%s serve --cmdserver pipe' % self.hg
+            if environ:
+                # A subshell: the session's own variables stay as they are.
+                script = b'( %s && %s )' % (b' && '.join(
+                    b'export %s=%s' % item for item in sorted(environ.items())),
+                    script)
             self.shell.spawn(guard(script) if guard else script)
             self.starting = True
+            self.environ = dict(environ or {})
 
     def greet(self):
         """Read the greeting of the server :meth:`begin` started."""

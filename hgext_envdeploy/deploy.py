@@ -81,6 +81,11 @@ class Deploy(Run):
         self._countlock = threading.Lock()
         self.stopped = threading.Event()
 
+    def serverenviron(self):
+        if releases.enabled(self.env):
+            return releases.serverenviron(self.id)  # the release it makes
+        return None
+
     def run(self):
         """Deploy to all hosts; return the list of :class:`HostResult`.
 

@@ -23,6 +23,8 @@
 A deploy's session enters the live release (``path/current``, or
 ``path/repo`` before the first deploy): the state, the manual edits and
 the pull are read and done there.  The update step makes the new release
+(``hg share`` and ``hg -R RELEASE update`` in the command server already
+running, which was started for that release: see :func:`serverenviron`)
 and enters it: migrate runs from it; before the reload, ``current`` is
 switched to it (a new symlink renamed over the old one: atomic).  Nothing
 serves the new code before that, so a deploy failing before the switch
@@ -44,7 +46,7 @@ from mercurial.i18n import _
 
 from . import edits, flow, stepenv, transfer
 from .shell import quote
-from .target import StepFailed, cdpath
+from .target import BASE, StepFailed, cdpath
 
 RELEASES = b'releases'
 LAYOUT = b'releases'
@@ -145,6 +147,21 @@ def shareargs(found, name):
             b'%s/%s' % (found.base, REPO), found.directory(name))
 
 
+def serverenviron(name):
+    """The deploy's command server, started with the lock in the live
+    release, runs the update of release ``name`` too (``hg -R``, no second
+    hg start): from its start it sees that release as ENVDEPLOY_RELEASE,
+    as the hooks of that update must.  So do the pull's hooks (into repo,
+    for that release)."""
+    return {stepenv.RELEASE: b'"$%s"/%s/%s' % (BASE, RELEASES, quote(name))}
+
+
+def tiescript():
+    """Run in a new release (the update's hook, before the journal line):
+    its .hg/envdeploy linked to repo's."""
+    return b'ln -s %s .hg/envdeploy' % _TOREPO
+
+
 def tierepo(env, name):
     """The new release's .hg/envdeploy linked to repo's (after
     :func:`shareargs`); the release removed again if that fails."""
@@ -177,13 +194,15 @@ def switchscript(env, name):
 
 
 def enterrelease(session, found, name):
-    """Make release ``name`` the session's directory (hg's too: its
-    command server starts again there), and ENVDEPLOY_RELEASE."""
+    """Make release ``name`` the session's directory, and
+    ENVDEPLOY_RELEASE (in one round trip); hg's too, where its command
+    server starts next."""
     where = found.directory(name)
-    status, out = session.run(b'cd -- %s' % quote(where), subshell=False)
+    status, out = session.run(b'cd -- %s && export %s=%s' % (
+        quote(where), stepenv.RELEASE, quote(where)), subshell=False)
     if status:
         raise StepFailed(b'release', _(b'cannot enter release %s') % name, out)
-    session.export({stepenv.RELEASE: where})
+    session.exported[stepenv.RELEASE] = where
 
 
 def makerelease(run, result, name, node, output, steps, begin=None):
@@ -191,7 +210,28 @@ def makerelease(run, result, name, node, output, steps, begin=None):
     journals ``begin``), link.  Leaves the session in it."""
     session = result.session
     found = disk(result)
-    if session.hgserver.running and found.base:
+    server = session.hgserver
+    if (begin is not None and server.running and found.base
+            and not session.setaside
+            and server.environ == serverenviron(name)):
+        # Shared, then updated by the server already running, whose
+        # hook links the journal before it writes the begin line.
+        try:
+            session.step(result, b'release', shareargs(found, name), output,
+                         record=steps)
+        except StepFailed:
+            session.run(b'cd -- %s && rm -rf -- %s' % (
+                cdpath(run.env.path), quote(b'%s/%s' % (RELEASES, name))))
+            raise
+        found.releases[name] = None
+        run.update(result, (b'-R', found.directory(name))
+                   + session.update(node, begin, tiescript()))
+        enterrelease(session, found, name)
+        session.step(result, b'link', linkscript(run.env, node), output,
+                     record=steps)
+        found.releases[name] = node
+        return
+    if server.running and found.base:
         try:
             session.step(result, b'release', shareargs(found, name), output,
                          record=steps)

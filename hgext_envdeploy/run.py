@@ -135,6 +135,11 @@ class Run:
                        self.settings[b'concurrency'], topic, self.cancel,
                        self.settings[b'grace'])
 
+    def serverenviron(self):
+        """What the command server started with the lock sees beyond the
+        session's variables (see CommandServer.begin): nothing."""
+        return None
+
     def open(self, result):
         """Connect, enter the path, take the lock: a ready HostSession.
 
@@ -160,7 +165,8 @@ class Run:
             session.lock(target.holder(self.user, self.client, self.kind,
                                        self.env.name, self.id),
                          self.breaklock,
-                         self.journaltail, self.hgserver)
+                         self.journaltail, self.hgserver,
+                         self.serverenviron())
         freeze.check(self, result, session)  # refused, before any change
         return session
 

@@ -210,10 +210,13 @@ class HostSession:
             # Into the live release, else the clone (releases.py); -P: the
             # session stays in that release when current is switched.  The
             # shell knows which: ENVDEPLOY_RELEASE is set there.
+            # _BASE: path itself, for a command server's release
+            # (releases.serverenviron).
             self.exported.pop(stepenv.RELEASE, None)
-            where += (b' && { cd -P current 2>/dev/null && %(v)s=$PWD || '
+            where += (b' && %(b)s=$(pwd -P) && '
+                      b'{ cd -P current 2>/dev/null && %(v)s=$PWD || '
                       b'{ cd repo && %(v)s=; }; } && export %(v)s'
-                      % {b'v': stepenv.RELEASE})
+                      % {b'v': stepenv.RELEASE, b'b': BASE})
         exports = _exports(self.exported)
         self.hgserver.stop()
         self.shell.send(b'cd -- %s && HGPLAIN=1 && export HGPLAIN%s && %s=1'
@@ -251,11 +254,13 @@ class HostSession:
             raise StepFailed(b'state', _(b'cannot set the environment'), out)
         self.exported.update(changed)
 
-    def lock(self, holder, breaklock=False, journaltail=0, hgserver=False):
+    def lock(self, holder, breaklock=False, journaltail=0, hgserver=False,
+             serverenv=None):
         """Take the deploy lock; StepFailed naming the holder if it cannot.
 
         In the same round trip, when asked: read the last ``journaltail``
-        journal records (:attr:`tail`) and start the hg command server.
+        journal records (:attr:`tail`) and start the hg command server
+        (``serverenv``: see CommandServer.begin).
         """
         if breaklock:
             self._entered()
@@ -276,7 +281,7 @@ class HostSession:
         for script, subshell in scripts:
             self.shell.send(_onlyentered(script), subshell=subshell)
         if hgserver:
-            self.hgserver.begin(_onlyentered)
+            self.hgserver.begin(_onlyentered, serverenv)
         self._entered(len(scripts))
         status, out = self.shell.result(
             timeout=self.settings[b'timeout'] + self.settings[b'locktimeout'])
@@ -538,7 +543,7 @@ class HostSession:
                  % (name, tries, duration))
         return out
 
-    def update(self, node, begin=None):
+    def update(self, node, begin=None, tie=None):
         """The update step: hg arguments, as every hg step is.
 
         With ``begin`` (a journal record), the update's own ``preupdate``
@@ -547,11 +552,14 @@ class HostSession:
         running (no shell round trip, no second hg start); if it cannot
         be written, the update does not happen.  The first update after
         :meth:`saveedits` moves the ``hg add``-ed files aside, in the same
-        step (see edits): a shell step.
+        step (see edits): a shell step.  ``tie``: shell the hook runs
+        first (releases.makerelease: the journal linked to repo's).
         """
         args = (b'update', b'-C', b'-r', node or b'null')
         if begin is not None:
             hook = journal.appendscript(begin, journal.BEGIN)
+            if tie:
+                hook = b'%s && %s' % (tie, hook)  # releases.makerelease
             args = args[:1] + (b'--config',
                                b'hooks.preupdate.envdeploy=' + hook) + args[1:]
         if not self.setaside:
@@ -593,6 +601,8 @@ class HostSession:
 
 # Set by enter() once the session is in path.
 _ENTERED = b'_envdeploy_entered'
+# Set by enter() with layout = releases: path, as ``pwd -P`` names it.
+BASE = b'_envdeploy_base'
 
 
 def _onlyentered(script):

@@ -2,7 +2,9 @@
 path/current switched atomically; rollbacks switch back without hg update; keep."""
 import os
 
-from envtools import MIGRATE, commit_on, environment, journal, migrations
+import pytest
+
+from envtools import MIGRATE, commit_on, environment, journal, journal_lines, migrations
 
 
 def layout(target, **keys):
@@ -431,24 +433,49 @@ def test_dry_run_names_the_release_the_switch_and_what_keep_removes(hgenv, centr
     assert release_of(target) == made[1] and on_disk(target) == made
 
 
-def test_a_release_is_shared_by_the_running_command_server(hgenv, central_repo, tmp_path):
-    """Speed: no hg process of its own for the share (an hg wrapper logs
-    every hg process started on the target)."""
+@pytest.mark.parametrize("cmdserver", [True, False], ids=["cmdserver", "processes"])
+def test_a_release_is_made_by_the_running_command_server(hgenv, central_repo, tmp_path,
+                                                         cmdserver):
+    """Speed: one hg process for the whole deploy, the share and the new
+    release's update included (an hg wrapper logs every hg process started
+    on the target); the update's hooks still see the new release.  Without
+    the command server, the same with a process per hg command."""
     target = setup_site(hgenv, central_repo, tmp_path)
     log = tmp_path / "hg.log"
     wrapper = tmp_path / "hg"
     wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {hgenv.hg_executable} "$@"\n')
     wrapper.chmod(0o755)
     hgenv.write_hgrc(central_repo, environment("staging", **layout(
-        target, migrate=MIGRATE, hg=str(wrapper))))
+        target, migrate=MIGRATE, hg=str(wrapper)))
+        + f"[envdeploy]\ncmdserver = {str(cmdserver).lower()}\n")
+    seen = tmp_path / "hook.log"
+    with open(os.path.join(target, "repo", ".hg", "hgrc"), "a") as fp:  # share-safe
+        fp.write('[hooks]\nupdate.seen = echo "$ENVDEPLOY_RELEASE $ENVDEPLOY_NODE '
+                 f'$(pwd -P) $(readlink .hg/envdeploy)" >> {seen}\n')
+    for n in range(2):
+        if n:
+            commit_on(hgenv, central_repo, "staging", "second", change("second"))
+        log.write_text("")
 
-    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+        r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
 
-    assert r.rc == 0, r.text
-    started = log.read_text().splitlines()
-    assert not [line for line in started if " share " in line], started
-    live = release_of(target)
-    assert os.path.islink(os.path.join(target, "releases", live, ".hg", "envdeploy"))
-    record = repojournal(target)[-1]
-    assert record["outcome"] == "ok" and record["release"] == live
-    assert "release" in [s["name"] for s in record["steps"]]
+        assert r.rc == 0, r.text
+        started = log.read_text().splitlines()
+        if cmdserver:
+            assert started == ["serve --cmdserver pipe"]
+        else:
+            assert len(started) > 2 and not [c for c in started if "serve" in c], started
+        live = release_of(target)
+        release = os.path.realpath(os.path.join(target, "releases", live))
+        node = hgenv.hg("log", "-r", "staging", "-T", "{node}", cwd=central_repo).out
+        assert seen.read_text().splitlines()[-1].split() == [
+            release, node, release, "../../../repo/.hg/envdeploy"]
+        assert parent_of(hgenv, os.path.join(target, "current")) == node
+        record = repojournal(target)[-1]
+        assert record["outcome"] == "ok" and record["release"] == live
+        assert record["to"] == node
+        names = [s["name"] for s in record["steps"]]
+        assert names[names.index("release"):][:3] == ["release", "update", "link"]
+    # Each run's begin line written ahead by the update's hook, into repo's journal.
+    lines = journal_lines(os.path.join(target, "repo"))
+    assert [r["phase"] for r in lines] == ["begin", "migrating", "end", "begin", "end"]
