@@ -34,7 +34,7 @@ from .target import HostResult, StepFailed
 OK = journal.DEPLOYED
 
 
-def revertmigrations(run, result, state, record):
+def revertmigrations(run, result, state, record, listing=None):
     """Unapply migrations back to ``state``, with the current code; verify.
 
     Runs on the migration host only, while the newer code (which holds the
@@ -44,7 +44,8 @@ def revertmigrations(run, result, state, record):
     after all, ``outcome: partial`` and a ``message`` naming what is left.
     A migration that cannot be reversed raises StepFailed (``outcome:
     failed``), with the schema migrated forward again: the code must then
-    stay where it is.
+    stay where it is.  ``listing``: the migration state as read just
+    before, under the same lock (hg envrollback's plan), else read here.
     """
     session = result.session
     host = result.host
@@ -52,7 +53,8 @@ def revertmigrations(run, result, state, record):
     if 'to' in record:
         # A failed deploy going back: its steps now head for ``to``.
         stepenv.towards(session, record['to'])
-    listing = session.migrations()
+    if listing is None:
+        listing = session.migrations()
     if listing is None:
         return
     unapplied = False
@@ -385,6 +387,7 @@ class Rollback(Run):
                 hint=_(b'give the target with --migration APP.NNNN'))
         result.tonode = node
         result.wanted = wanted
+        result.migrationlisting = listing
         result.unapplying = migrations.unapplysteps(listing, wanted) if (
             listing is not None and wanted) else []
         result.outcome = b'planned'
@@ -471,7 +474,10 @@ class Rollback(Run):
             return
         record = result.undo = {'steps': result.steps, 'reverted': []}
         try:
-            revertmigrations(self, result, result.wanted, record)
+            # The plan's listing: read a moment ago, the lock held since
+            # (one Django start fewer).
+            revertmigrations(self, result, result.wanted, record,
+                             result.migrationlisting)
         finally:
             result.migrations['reverted'] = record['reverted']
             if record.get('after') is not None:

@@ -68,6 +68,7 @@ class HostResult:
         self.state = None
         self.wanted = None
         self.unapplying = []  # envrollback: migrations.unapplysteps
+        self.migrationlisting = None  # envrollback: read for the plan
         self.planned = []  # a dry run: the steps the real run would take
         self.session = None
         self.release = None  # releases.py: the release this run leaves live

@@ -8,7 +8,7 @@ import pytest
 
 from djangoproject import add_migration
 from envtools import (
-    MIGRATE, commit_on, deployed_site, environment, head, journal, journal_lines,
+    MIGRATE, PYTHON, commit_on, deployed_site, environment, head, journal, journal_lines,
     migrations, parent, ssh_settings, ssh_targets,
 )
 
@@ -295,3 +295,37 @@ def test_code_only_change_skips_the_migration_state(hgenv, central_repo, site):
     assert record["rollback"]["reverted"] == []
     assert "no migration state recorded" not in r.text
     assert parent(hgenv, site) == first and migrations(site) == BASE
+
+
+def test_envrollback_reads_the_migration_state_once_for_its_plan(hgenv, central_repo,
+                                                                site, tmp_path):
+    """Speed: the plan's reading (under the lock) is the one the revert
+    works from; only a revert that unapplied something reads it again."""
+    log = tmp_path / "states.log"
+    state = f"--config=environments.staging.migrate.state=echo read >> {log} && " \
+            f"{PYTHON} manage.py showmigrations"
+    first = parent(hgenv, site)
+    commit_on(hgenv, central_repo, "staging", "code only",
+              lambda repo: (repo / "views.py").write_text("# no migration\n"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+
+    r = hgenv.hg("envrollback", "staging", state, cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert log.read_text().split() == ["read"]
+    assert parent(hgenv, site) == first and migrations(site) == BASE
+    assert journal(site)[-1]["migrations"]["after"] == {"bar": "0003_bar_created"}
+
+    change, [name] = add(4)
+    commit_on(hgenv, central_repo, "staging", "add 0004", change)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    log.write_text("")
+
+    r = hgenv.hg("envrollback", "staging", state, cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert log.read_text().split() == ["read", "read"]  # the plan, then the check
+    assert migrations(site) == BASE
+    record = journal(site)[-1]
+    assert record["migrations"]["reverted"] == [f"bar.{name}"]
+    assert record["migrations"]["after"] == {"bar": "0003_bar_created"}
