@@ -65,9 +65,12 @@ def savedir(name):
 
 def created(repo, parent, node):
     """Files changeset ``node`` has that ``parent`` has not (hex; None for
-    an empty working copy), sorted; None when ``repo`` lacks ``parent``."""
+    an empty working copy), sorted; None when ``repo`` lacks ``parent``
+    (or ``node``: a rollback's, from a host's journal)."""
     with _repolock:
         unfi = repo.unfiltered()
+        if not unfi.changelog.hasnode(nodemod.bin(node)):
+            return None
         if parent is None:
             base = unfi[nodemod.nullrev]
         elif unfi.changelog.hasnode(nodemod.bin(parent)):
@@ -78,9 +81,12 @@ def created(repo, parent, node):
 
 
 def manifest(repo, node):
-    """Every file of ``node``, sorted."""
+    """Every file of ``node``, sorted; None when ``repo`` lacks it."""
     with _repolock:
-        return sorted(repo.unfiltered()[nodemod.bin(node)].manifest())
+        unfi = repo.unfiltered()
+        if not unfi.changelog.hasnode(nodemod.bin(node)):
+            return None
+        return sorted(unfi[nodemod.bin(node)].manifest())
 
 
 def existscript(files):

@@ -456,7 +456,9 @@ class Rollback(Run):
         if releases.enabled(self.env):
             releases.saveedits(self, result)  # the live release stays
         else:
-            result.session.saveedits(result, self.id)
+            # This repository says which files going back creates (no
+            # hg command on the host, where the server has just ended).
+            result.session.saveedits(result, self.id, self.repo)
         stepenv.towards(result.session, result.tonode)
         self.begin(result)
 

@@ -475,15 +475,19 @@ class HostSession:
 
     def _created(self, parent, node, repo):
         """Files ``node`` has that ``parent`` (None: empty) has not."""
-        if repo is not None:
+        if repo is not None and node is not None:
             files = edits.created(repo, parent, node)
             if files is not None:
                 return files
-            # A parent the deploying repository lacks (a commit made on the
-            # host): the host says which files it tracks.
-            status, out = self.hgcommand((b'files', b'-r', b'.'))
-            tracked = set(out.splitlines()) if status in (0, 1) else set()
-            return [f for f in edits.manifest(repo, node) if f not in tracked]
+            wanted = edits.manifest(repo, node)
+            if wanted is not None:
+                # A parent the deploying repository lacks (a commit made
+                # on the host): the host says which files it tracks.
+                status, out = self.hgcommand((b'files', b'-r', b'.'))
+                tracked = set(out.splitlines()) if status in (0, 1) else set()
+                return [f for f in wanted if f not in tracked]
+        # No repository here, or it lacks node (a rollback's, from the
+        # host's journal): the host says.
         status, out = self.hgcommand(
             (b'status', b'-a', b'-n', b'--rev', parent or nodemod.nullhex,
              b'--rev', node))

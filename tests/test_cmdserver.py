@@ -62,6 +62,27 @@ def test_state_pull_and_update_share_one_hg_process(hgenv, central_repo, tmp_pat
     assert "local: | added 1 changesets with" in r.out
 
 
+def test_envrollback_starts_hg_twice_the_state_then_the_update(hgenv, central_repo,
+                                                              tmp_path):
+    """In place, hg envrollback needs hg for the state and for the update;
+    the files going back creates are this repository's to say (no third
+    start between Django's and the update)."""
+    target, log, node = _deploy_with_migration(hgenv, central_repo, tmp_path)
+    before = parent(hgenv, target)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    os.unlink(log)
+
+    r = hgenv.hg("envrollback", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert parent(hgenv, target) == before
+    assert migrations(target)[-1].startswith("0003")
+    assert _starts(log) == ["serve", "serve"]
+    record = journal(target)[-1]
+    assert record["kind"] == "rollback" and record["outcome"] == "ok"
+    assert record["migrations"]["reverted"] == ["bar.0004_bar_f0004"]
+
+
 def test_cmdserver_off_runs_a_process_per_command(hgenv, central_repo, tmp_path):
     target, log, node = _deploy_with_migration(
         hgenv, central_repo, tmp_path, "[envdeploy]\ncmdserver = false\n")

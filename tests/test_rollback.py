@@ -329,3 +329,26 @@ def test_envrollback_reads_the_migration_state_once_for_its_plan(hgenv, central_
     record = journal(site)[-1]
     assert record["migrations"]["reverted"] == [f"bar.{name}"]
     assert record["migrations"]["after"] == {"bar": "0003_bar_created"}
+
+
+def test_envrollback_to_a_changeset_this_repository_no_longer_has(hgenv, central_repo,
+                                                                  site):
+    """The host's journal names the changeset to return to; this repository
+    stripped it since: the host says which files going back creates."""
+    first = parent(hgenv, site)
+    second = commit_on(hgenv, central_repo, "staging", "second",
+                       lambda repo: (repo / "second.txt").write_text("2\n"))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    # Back to first, which has no second.txt; then first itself disappears here.
+    hgenv.hg("--config", "extensions.strip=", "strip", "-q", "--no-backup", "-r",
+             f"{first}::", "-R", central_repo, check=True)
+    assert hgenv.hg("log", "-r", first, cwd=central_repo).rc != 0
+
+    r = hgenv.hg("envrollback", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert parent(hgenv, site) == first
+    assert not os.path.exists(os.path.join(site, "second.txt"))
+    record = journal(site)[-1]
+    assert record["kind"] == "rollback" and record["outcome"] == "ok"
+    assert record["from"] == second and record["to"] == first
