@@ -206,16 +206,16 @@ def enterrelease(session, found, name):
 
 
 def makerelease(run, result, name, node, output, steps, begin=None):
-    """Release ``name`` at ``node``: share, enter, update (its hook
-    journals ``begin``), link.  Leaves the session in it."""
+    """Release ``name`` at ``node``: share, update (its hook journals
+    ``begin``), enter, link.  Leaves the session in it."""
     session = result.session
     found = disk(result)
     server = session.hgserver
-    if (begin is not None and server.running and found.base
-            and not session.setaside
+    inserver = server.running and found.base
+    if (inserver and begin is not None and not session.setaside
             and server.environ == serverenviron(name)):
-        # Shared, then updated by the server already running, whose
-        # hook links the journal before it writes the begin line.
+        # The server started for this release shares and updates it; the
+        # update's hook links the journal before it writes the begin line.
         try:
             session.step(result, b'release', shareargs(found, name), output,
                          record=steps)
@@ -227,30 +227,27 @@ def makerelease(run, result, name, node, output, steps, begin=None):
         run.update(result, (b'-R', found.directory(name))
                    + session.update(node, begin, tiescript()))
         enterrelease(session, found, name)
-        session.step(result, b'link', linkscript(run.env, node), output,
-                     record=steps)
-        found.releases[name] = node
-        return
-    if server.running and found.base:
-        try:
-            session.step(result, b'release', shareargs(found, name), output,
-                         record=steps)
-        finally:
-            # Linked to repo, or removed when the share failed half-way.
-            status, out = session.run(tierepo(run.env, name))
-        if status:
-            raise StepFailed(b'release', _(b'cannot link release %s to %s')
-                             % (name, REPO), out)
     else:
-        session.step(result, b'release', sharescript(run.env, name), output,
-                     record=steps)
-    found.releases[name] = None
-    enterrelease(session, found, name)
-    script = session.update(node, begin)
-    if begin is not None:
-        run.update(result, script)  # journaled as begun, written ahead
-    else:
-        session.step(result, b'update', script, output, record=steps)
+        if inserver:
+            try:
+                session.step(result, b'release', shareargs(found, name),
+                             output, record=steps)
+            finally:
+                # Linked to repo, or removed when the share failed half-way.
+                status, out = session.run(tierepo(run.env, name))
+            if status:
+                raise StepFailed(b'release', _(b'cannot link release %s to '
+                                               b'%s') % (name, REPO), out)
+        else:
+            session.step(result, b'release', sharescript(run.env, name),
+                         output, record=steps)
+        found.releases[name] = None
+        enterrelease(session, found, name)  # hg starts again in it
+        script = session.update(node, begin)
+        if begin is not None:
+            run.update(result, script)  # journaled as begun, written ahead
+        else:
+            session.step(result, b'update', script, output, record=steps)
     session.step(result, b'link', linkscript(run.env, node), output,
                  record=steps)
     found.releases[name] = node
