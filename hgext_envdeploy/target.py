@@ -210,9 +210,8 @@ class HostSession:
         if self.env.layout == b'releases':
             # Into the live release, else the clone (releases.py); -P: the
             # session stays in that release when current is switched.  The
-            # shell knows which: ENVDEPLOY_RELEASE is set there.
-            # _BASE: path itself, for a command server's release
-            # (releases.serverenviron).
+            # shell knows which: ENVDEPLOY_RELEASE is set there.  BASE
+            # keeps path itself, for releases.serverenviron.
             self.exported.pop(stepenv.RELEASE, None)
             where += (b' && %(b)s=$(pwd -P) && '
                       b'{ cd -P current 2>/dev/null && %(v)s=$PWD || '
