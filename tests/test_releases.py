@@ -131,6 +131,32 @@ def test_failed_migrate_leaves_current_untouched(hgenv, central_repo, tmp_path):
     assert "switch" not in [s["name"] for s in record["rollback"]["steps"]]
 
 
+def test_a_failed_share_leaves_no_release_and_nothing_live_changed(hgenv, central_repo,
+                                                                    tmp_path):
+    """The share (in the command server) refused by a pre-share hook: no
+    half-made release stays, current is untouched, the lock is free."""
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    before = os.readlink(os.path.join(target, "current"))
+    hgrc = os.path.join(target, "repo", ".hg", "hgrc")
+    with open(hgrc) as fp:
+        saved = fp.read()
+    with open(hgrc, "a") as fp:
+        fp.write("[hooks]\npre-share.refuse = echo no shares today; exit 1\n")
+    third = commit_on(hgenv, central_repo, "staging", "third", change("third"))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0, r.text
+    assert "no shares today" in r.text and "release" in r.err, r.text
+    assert os.readlink(os.path.join(target, "current")) == before
+    assert on_disk(target) == [first, second]
+    with open(hgrc, "w") as fp:
+        fp.write(saved)
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)  # the lock was freed
+    assert r.rc == 0, r.text
+    assert parent_of(hgenv, os.path.join(target, "current")) == third
+
+
 def test_keep_prunes_old_releases_never_the_live_one(hgenv, central_repo, tmp_path):
     target = setup_site(hgenv, central_repo, tmp_path, keep=2)
     made = []
