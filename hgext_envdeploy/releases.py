@@ -162,6 +162,12 @@ def tiescript():
     return b'ln -s %s .hg/envdeploy' % _TOREPO
 
 
+def removescript(env, names):
+    """Releases ``names`` removed from disk."""
+    return b'cd -- %s && rm -rf -- %s' % (cdpath(env.path), b' '.join(
+        quote(b'%s/%s' % (RELEASES, n)) for n in names))
+
+
 def tierepo(env, name):
     """The new release's .hg/envdeploy linked to repo's (after
     :func:`shareargs`); the release removed again if that fails."""
@@ -220,8 +226,7 @@ def makerelease(run, result, name, node, output, steps, begin=None):
             session.step(result, b'release', shareargs(found, name), output,
                          record=steps)
         except StepFailed:
-            session.run(b'cd -- %s && rm -rf -- %s' % (
-                cdpath(run.env.path), quote(b'%s/%s' % (RELEASES, name))))
+            session.run(removescript(run.env, [name]))
             raise
         found.releases[name] = None
         run.update(result, (b'-R', found.directory(name))
@@ -299,9 +304,7 @@ def prune(run, result):
                                     result.release))
     if not old:
         return
-    status, out = result.session.run(b'cd -- %s && rm -rf -- %s' % (
-        cdpath(run.env.path),
-        b' '.join(quote(b'%s/%s' % (RELEASES, n)) for n in old)))
+    status, out = result.session.run(removescript(run.env, old))
     if status:
         run.say(result.host, _(b'could not remove old releases: %s')
                 % out.strip(), 'warn')
