@@ -310,6 +310,7 @@ def test_deploy_two_hosts_over_ssh(hgenv, central_repo, sshd_hosts, remote_dir):
         assert log.count("Accepted publickey") >= 1
 
 
+@pytest.mark.hgneutral
 def test_one_connection_per_host(hgenv, central_repo, sshd_hosts, remote_dir):
     h2 = sshd_hosts.hosts[2]
     path = os.path.join(remote_dir, "project")
@@ -323,6 +324,7 @@ def test_one_connection_per_host(hgenv, central_repo, sshd_hosts, remote_dir):
     assert open(h2.log).read().count("Accepted publickey") - before == 1
 
 
+@pytest.mark.hgneutral
 @pytest.mark.parametrize("onfailure", ["rollback", "stop"])
 def test_failing_host_is_named_and_the_others_follow_onfailure(
         hgenv, central_repo, sshd_hosts, remote_dir, onfailure):
@@ -358,6 +360,7 @@ def test_failing_host_is_named_and_the_others_follow_onfailure(
                 f"now at {staging[:12]}") in r.out
 
 
+@pytest.mark.hgneutral
 def test_unknown_host_key_is_refused_under_strict(hgenv, central_repo, sshd_hosts,
                                                   remote_dir, tmp_path):
     h0 = sshd_hosts.hosts[0]
@@ -386,6 +389,7 @@ def test_unknown_host_key_is_refused_under_strict(hgenv, central_repo, sshd_host
     assert journal(target)[-1]["outcome"] == "ok"
 
 
+@pytest.mark.hgneutral
 def test_changed_host_key_is_refused_even_with_accept_new(hgenv, central_repo, sshd_hosts,
                                                           remote_dir, tmp_path):
     h0, h1 = sshd_hosts.hosts[:2]
@@ -425,6 +429,7 @@ def test_hostile_branch_over_ssh(hgenv, central_repo, sshd_hosts, remote_dir):
     assert hgenv.hg("branch", cwd=target).out.strip() == branch
 
 
+@pytest.mark.hgneutral
 def test_unreachable_host_stops_the_deploy_before_any_change(
         hgenv, central_repo, sshd_hosts, remote_dir):
     h0 = sshd_hosts.hosts[0]
@@ -455,6 +460,7 @@ def _start_deploy(hgenv, repo, *args):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.hgneutral
 def test_concurrent_deploys_never_interleave(hgenv, central_repo, sshd_hosts, remote_dir):
     h0 = sshd_hosts.hosts[0]
     path = os.path.join(remote_dir, "project")
@@ -479,6 +485,7 @@ def test_concurrent_deploys_never_interleave(hgenv, central_repo, sshd_hosts, re
     assert [rec["outcome"] for rec in journal(target)] == ["ok"]
 
 
+@pytest.mark.hgneutral
 def test_second_deploy_waits_for_the_lock(hgenv, central_repo, tmp_path):
     target = clone_target(hgenv, central_repo, tmp_path / "site")
     hgenv.write_hgrc(central_repo, "[envdeploy]\nlocktimeout = 30\n" + environment(
@@ -499,6 +506,7 @@ def test_second_deploy_waits_for_the_lock(hgenv, central_repo, tmp_path):
     assert open(os.path.join(target, "steps")).read() == "start\nend\n" * 2
 
 
+@pytest.mark.hgneutral
 def test_killed_deploy_does_not_leave_the_lock(hgenv, central_repo, sshd_hosts, remote_dir):
     h0 = sshd_hosts.hosts[0]
     path = os.path.join(remote_dir, "project")
@@ -517,6 +525,7 @@ def test_killed_deploy_does_not_leave_the_lock(hgenv, central_repo, sshd_hosts, 
     assert r.rc == 0, r.text
 
 
+@pytest.mark.hgneutral
 def test_stale_lock_is_detected_and_live_lock_needs_break_lock(hgenv, central_repo, tmp_path):
     target = clone_target(hgenv, central_repo, tmp_path / "site")
     hgenv.write_hgrc(central_repo, "[envdeploy]\nlocktimeout = 1\n"

@@ -68,6 +68,7 @@ def test_a_noop_redeploy_does_not_break_the_next_rollback(hgenv, central_repo, s
     assert parent(hgenv, site) == first and migrations(site) == BASE
 
 
+@pytest.mark.hgneutral
 def test_client_killed_mid_migration_leaves_an_unfinished_run(hgenv, central_repo, site):
     first = parent(hgenv, site)
     commit_on(hgenv, central_repo, "staging", "add 0004",
@@ -139,6 +140,7 @@ def test_failure_at_path_says_nothing_changed(hgenv, central_repo, tmp_path):
     ("staging.hosts.web = a.example.com\nstaging.hosts.worker = a.example.com",
      "host listed twice: a.example.com"),
 ])
+@pytest.mark.hgneutral
 def test_role_and_migrateon_errors_name_the_line(hgenv, central_repo, tmp_path, line,
                                                   message):
     hgenv.write_hgrc(central_repo, f"[environments]\nstaging.path = {tmp_path}\n{line}\n")

@@ -217,7 +217,7 @@ def _lose_the_session_mid_migration(hgenv, central_repo, host, target):
               lambda repo: add_migration(repo, 4))
     # A migration that goes on after applying: the session dies in the middle (the
     # step itself runs on; its shell, and the lock with it, end when it does).
-    slow = f"{MIGRATE} && touch migrated && sleep 8"
+    slow = f"{MIGRATE} && touch migrated && sleep 3"
     proc = subprocess.Popen(
         [hgenv.hg_executable, "envdeploy", "staging", "--config",
          f"environments.staging.migrate={slow}"],
