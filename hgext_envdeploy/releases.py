@@ -199,16 +199,40 @@ def switchscript(env, name):
             % (cdpath(env.path), quote(b'%s/%s' % (RELEASES, name)), CURRENT))
 
 
+def _enterscript(where):
+    return b'cd -- %s && export %s=%s' % (quote(where), stepenv.RELEASE,
+                                          quote(where))
+
+
 def enterrelease(session, found, name):
     """Make release ``name`` the session's directory, and
     ENVDEPLOY_RELEASE (in one round trip); hg's too, where its command
     server starts next."""
     where = found.directory(name)
-    status, out = session.run(b'cd -- %s && export %s=%s' % (
-        quote(where), stepenv.RELEASE, quote(where)), subshell=False)
+    status, out = session.run(_enterscript(where), subshell=False)
     if status:
         raise StepFailed(b'release', _(b'cannot enter release %s') % name, out)
     session.exported[stepenv.RELEASE] = where
+
+
+def enterandlink(run, found, name, node):
+    """The link step, entering release ``name`` first in the same round
+    trip (the release made by the server: hg starts no more in it)."""
+    where = found.directory(name)
+
+    def step(session, output):
+        # In the session's shell itself: the cd and the export stay.
+        status, out = session.run(b'%s && %s' % (
+            _enterscript(where), linkscript(run.env, node)),
+            output=output, subshell=False)
+        if status:
+            # The cd may have failed: let the next export say it again.
+            session.exported.pop(stepenv.RELEASE, None)
+        else:
+            session.exported[stepenv.RELEASE] = where
+        return status, out
+
+    return step
 
 
 def makerelease(run, result, name, node, output, steps, begin=None):
@@ -231,7 +255,7 @@ def makerelease(run, result, name, node, output, steps, begin=None):
         found.releases[name] = None
         run.update(result, (b'-R', found.directory(name))
                    + session.update(node, begin, tiescript()))
-        enterrelease(session, found, name)
+        link = enterandlink(run, found, name, node)
     else:
         if inserver:
             try:
@@ -253,8 +277,8 @@ def makerelease(run, result, name, node, output, steps, begin=None):
             run.update(result, script)  # journaled as begun, written ahead
         else:
             session.step(result, b'update', script, output, record=steps)
-    session.step(result, b'link', linkscript(run.env, node), output,
-                 record=steps)
+        link = linkscript(run.env, node)
+    session.step(result, b'link', link, output, record=steps)
     found.releases[name] = node
 
 

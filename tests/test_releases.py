@@ -157,6 +157,37 @@ def test_a_failed_share_leaves_no_release_and_nothing_live_changed(hgenv, centra
     assert parent_of(hgenv, os.path.join(target, "current")) == third
 
 
+def test_a_failed_link_leaves_current_untouched_and_the_undo_in_the_live_release(
+        hgenv, central_repo, tmp_path):
+    """The link step, run in the same round trip as entering the new release,
+    fails (a linked path under a tracked file): the undo's reload runs in the
+    live release and sees it as ENVDEPLOY_RELEASE, not the failed one."""
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path)
+    before = os.readlink(os.path.join(target, "current"))
+    commit_on(hgenv, central_repo, "staging", "third", change("third"))
+    seen = os.path.join(target, "shared", "seen")
+    keys = layout(target, migrate=MIGRATE,
+                  reload=f'echo "$ENVDEPLOY_RELEASE $(pwd -P)" >> {seen}')
+    keys["linked"] = "db.sqlite3 release.txt/x"  # release.txt is a file
+    hgenv.write_hgrc(central_repo, environment("staging", **keys))
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc != 0, r.text
+    assert "link exited with status" in r.err, r.text
+    assert os.readlink(os.path.join(target, "current")) == before
+    record = repojournal(target)[-1]
+    assert record["failed"] == "link" and record["outcome"] != "ok"
+    live = os.path.realpath(os.path.join(target, "releases", second))
+    assert open(seen).read().split() == [live, live]
+    keys["linked"] = "db.sqlite3"
+    hgenv.write_hgrc(central_repo, environment("staging", **keys))
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)  # the lock was freed
+    assert r.rc == 0, r.text
+    new = os.path.realpath(os.path.join(target, "current"))
+    assert open(seen).read().split()[2:] == [new, new] and new != live
+
+
 def test_keep_prunes_old_releases_never_the_live_one(hgenv, central_repo, tmp_path):
     target = setup_site(hgenv, central_repo, tmp_path, keep=2)
     made = []
