@@ -89,7 +89,8 @@ environment::
   is discarded there.  ``hg envsetup`` creates the layout, or converts an
   in-place clone (its ``.hg`` becomes ``repo``, its changeset the first
   release, ``linked`` files move to ``shared``; the old files stay for the
-  web server to be pointed at ``current`` first), saying what it does.
+  web server to be pointed at ``current`` first), saying what it does,
+  under the deploy lock (a deploy holding it stops the conversion).
   ``requiredfiles`` and ``localsettings`` are in ``shared/``.  The journal
   records each run's ``release``; ``hg envstatus`` shows the live one
   (``release``) and the releases on disk (``releases``), ``hg envlog``

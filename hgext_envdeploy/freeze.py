@@ -22,8 +22,6 @@ run before any host changes, naming who froze it, when and why.  A
 deploy already past its lock when the freeze comes finishes.
 """
 
-import getpass
-import socket
 import time
 
 from mercurial.i18n import _
@@ -168,8 +166,8 @@ def envlock(ui, repo, name, reason):
                                hint=_(b'the reason is shown to everyone '
                                       b'whose deploy it refuses'))
     info = {
-        b'user': _who(ui),
-        b'client': pycompat.sysbytes(socket.gethostname()),
+        b'user': target.who(ui),
+        b'client': target.clientname(),
         b'since': pycompat.sysbytes(target.isotime(time.time())),
         b'reason': reason,
     }
@@ -228,9 +226,3 @@ def envunlock(ui, repo, name):
                    b'every host can be reached') % env.name)
     ui.status(_(b'%s is not frozen\n') % env.name)
     return 0
-
-
-def _who(ui):
-    """Who freezes: the Mercurial username, as a deploy's journal says."""
-    return (ui.config(b'ui', b'username')
-            or pycompat.sysbytes(getpass.getuser()))

@@ -23,7 +23,7 @@ from mercurial.i18n import _
 from mercurial import error, pycompat
 from mercurial.utils import urlutil
 
-from . import config, deploy, releases, repofile, transfer
+from . import config, deploy, releases, repofile, target, transfer
 from .hostread import lastline, onhosts, prefixed
 from .shell import quote
 
@@ -258,6 +258,9 @@ class Setup:
         self.ctx, self.failure = _deployable(repo, env)
         self.why = self.failure.message if self.failure is not None else b''
         self.roots = projectroots(repo)
+        # Who holds the lock while envsetup converts a clone (releases).
+        self.holder = target.holder(target.who(ui), target.clientname(),
+                                    b'setup', env.name, b'')
         # transfer = push: the host gets its history from us, not source.
         self.send = None
         if env.transfer == transfer.PUSH:

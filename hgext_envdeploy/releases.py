@@ -44,7 +44,7 @@ import posixpath
 
 from mercurial.i18n import _
 
-from . import edits, flow, stepenv, transfer
+from . import edits, flow, lock, stepenv, transfer
 from .shell import quote
 from .target import BASE, StepFailed, cdpath
 
@@ -587,6 +587,10 @@ def _convert(setup, session, row):
         row['changes'].append(what)
         return False
     rel = b'%s/%s' % (RELEASES, name)
+    # Under the deploy lock, taken without waiting (a deploy may have
+    # begun since the check above); it moves with .hg, and the EXIT trap
+    # of this subshell removes it where it went.
+    take = lock.acquirescript(setup.holder, 0)
     moves = b''.join(
         b' && if [ -e %(n)s ] || [ -L %(n)s ]; then mkdir -p -- %(d)s && '
         b'mv -- %(n)s %(s)s; fi'
@@ -594,7 +598,8 @@ def _convert(setup, session, row):
            b'd': quote(posixpath.dirname(b'%s/%s' % (SHARED, f)))}
         for f in env.linked)
     status, out = session.run(
-        b'cd -- %(p)s && mkdir repo && mv .hg repo/.hg && '
+        b'cd -- %(p)s && {\n%(take)s\n} && mkdir repo && mv .hg repo/.hg && '
+        b'_envdeploy_lock="$PWD/repo/%(lockdir)s" && '
         b'%(hg)s -R repo update -q null && mkdir -p releases shared '
         b'repo/.hg/envdeploy && '
         b'%(hg)s --config extensions.share= share -U -q -- repo %(rel)s && '
@@ -603,7 +608,16 @@ def _convert(setup, session, row):
         b'(cd %(rel)s && %(link)s) && ln -s %(rel)s current'
         % {b'p': path, b'hg': session.hg, b'rel': quote(rel),
            b'torepo': _TOREPO, b'node': node, b'moves': moves,
-           b'link': linkscript(env, node)})
+           b'link': linkscript(env, node), b'take': take,
+           b'lockdir': lock.LOCKDIR})
+    held = [info for event, info in lock.parseinfo(out) if event == 'held']
+    if held:
+        row['problems'].append((b'layout', _(b'cannot convert to the '
+                                             b'releases layout: a deploy '
+                                             b'holds the lock of %s: %s')
+                                % (env.path, lock.describe(held[-1])),
+                                _(b'run envsetup again when it is done')))
+        return False
     if status:
         row['problems'].append((b'layout', _(b'conversion to the releases '
                                              b'layout failed: %s')

@@ -14,8 +14,6 @@ and the rollback subclass :class:`Run` with their own steps.
 """
 
 import contextlib
-import getpass
-import socket
 import threading
 import time
 
@@ -29,10 +27,6 @@ from .target import Interrupted, StepFailed
 
 # Lines of a failing command's output shown in the error report.
 FAILURE_TAIL = 40
-
-
-def _who(ui):
-    return ui.config(b'ui', b'username') or pycompat.sysbytes(getpass.getuser())
 
 
 class Run:
@@ -60,8 +54,8 @@ class Run:
             time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))
             + '-%06d' % int(now % 1 * 1e6)
         )
-        self.user = _who(ui)
-        self.client = pycompat.sysbytes(socket.gethostname())
+        self.user = target.who(ui)
+        self.client = target.clientname()
         self._outlock = threading.Lock()
         self.cancel = threading.Event()
         self._sshcontext = None

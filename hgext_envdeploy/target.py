@@ -631,6 +631,19 @@ def cdpath(path):
     return quote(path)
 
 
+def who(ui):
+    """Who runs the command: the Mercurial username, as the journal says."""
+    import getpass
+    return (ui.config(b'ui', b'username')
+            or pycompat.sysbytes(getpass.getuser()))
+
+
+def clientname():
+    """The deploying machine, as the journal and the lock say."""
+    import socket
+    return pycompat.sysbytes(socket.gethostname())
+
+
 def holder(user, client, kind, envname, runid):
     return {
         b'user': user,

@@ -240,6 +240,51 @@ def test_envsetup_converts_an_inplace_clone(hgenv, central_repo, tmp_path):
     assert len(on_disk(target)) == 2
 
 
+def test_envsetup_converts_only_under_the_deploy_lock(hgenv, central_repo, tmp_path):
+    """A deploy that takes the lock after envsetup looked for one (here: a
+    pre-status hook of the clone's, run by that very look) stops the
+    conversion: nothing moves.  A conversion leaves no lock behind."""
+    import subprocess
+    from envtools import clone_target, parent
+    target = str(clone_target(hgenv, central_repo, tmp_path / "site"))
+    hgenv.write_hgrc(central_repo, environment("staging", path=target, migrate=MIGRATE))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    node = parent(hgenv, target)
+    holder = subprocess.Popen(["sleep", "60"])
+    hgrc = os.path.join(target, ".hg", "hgrc")
+    with open(hgrc) as fp:
+        saved = fp.read()
+    with open(hgrc, "a") as fp:
+        fp.write("[hooks]\npre-status.racer = mkdir .hg/envdeploy/lock && printf "
+                 f"'user=Racer\\ncommand=envdeploy staging\\npid={holder.pid}\\n"
+                 f"node=%s\\n' \"$(uname -n)\" > .hg/envdeploy/lock/info\n")
+    hgenv.write_hgrc(central_repo, environment(
+        "staging", **layout(target, migrate=MIGRATE)))
+    try:
+        r = hgenv.hg("envsetup", "staging", cwd=central_repo)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert r.rc != 0, r.text
+    assert "a deploy holds the lock of %s: Racer on ?" % target in r.text, r.text
+    assert f"envdeploy staging, pid {holder.pid}" in r.text
+    assert sorted(os.listdir(target)).count(".hg") == 1
+    assert not {"repo", "releases", "current"} & set(os.listdir(target))
+    assert parent(hgenv, target) == node
+    assert os.path.isdir(os.path.join(target, ".hg", "envdeploy", "lock"))  # the racer's
+
+    import shutil
+    shutil.rmtree(os.path.join(target, ".hg", "envdeploy", "lock"))
+    with open(hgrc, "w") as fp:
+        fp.write(saved)
+    r = hgenv.hg("envsetup", "staging", cwd=central_repo)
+    assert r.rc == 0, r.text
+    assert parent_of(hgenv, os.path.join(target, "current")) == node
+    assert not os.path.exists(os.path.join(target, "repo", ".hg", "envdeploy", "lock"))
+    assert not os.path.exists(os.path.join(target, ".hg"))
+
+
 # -- a real gunicorn serving path/current ---------------------------------------
 
 import threading  # noqa: E402

@@ -90,13 +90,13 @@ wording shows here, in review.
     as a patch; nothing is discarded there.  "hg envsetup" creates the layout,
     or converts an in-place clone (its ".hg" becomes "repo", its changeset the
     first release, "linked" files move to "shared"; the old files stay for the
-    web server to be pointed at "current" first), saying what it does.
-    "requiredfiles" and "localsettings" are in "shared/".  The journal records
-    each run's "release"; "hg envstatus" shows the live one ("release") and the
-    releases on disk ("releases"), "hg envlog" each run's, "hg envcheck" the
-    live release and its changeset (a "current" missing or pointing nowhere
-    fails), and "hg envdeploy -n" the release it would make, the switch and what
-    "keep" would remove.
+    web server to be pointed at "current" first), saying what it does, under the
+    deploy lock (a deploy holding it stops the conversion). "requiredfiles" and
+    "localsettings" are in "shared/".  The journal records each run's "release";
+    "hg envstatus" shows the live one ("release") and the releases on disk
+    ("releases"), "hg envlog" each run's, "hg envcheck" the live release and its
+    changeset (a "current" missing or pointing nowhere fails), and "hg envdeploy
+    -n" the release it would make, the switch and what "keep" would remove.
   
   "linked"
     With "layout = releases": paths (relative to a release) linked into each new
