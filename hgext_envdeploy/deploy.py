@@ -370,15 +370,8 @@ class Deploy(Run):
     def carried(self, session):
         """The migration state the last run on this host left, to carry
         forward; ``{}`` when it is not known (or that run never ended)."""
-        for record in reversed(self.records(session)):
-            if record.get('outcome') == journal.UNFINISHED:
-                return {}
-            if record.get('outcome') in (journal.UNTOUCHED,
-                                         journal.UNREACHABLE):
-                continue
-            after = (record.get('migrations') or {}).get('after')
-            return {} if after is None else {'after': after}
-        return {}
+        after = journal.leftstate(self.records(session))
+        return {} if after is None else {'after': after}
 
     # -- the dry run: the same steps, said instead of done
 

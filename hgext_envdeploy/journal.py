@@ -39,11 +39,11 @@ a complete record has at least:
 ``migrations`` when ``migrate`` is set: ``on`` (the host that migrated
               the environment's database), ``before`` (app -> latest
               applied migration, or ``zero``, read just before migrating;
-              absent when no migration file changed and the state was
-              carried forward), ``applied`` (``app.name``, in the order
-              applied), ``reverted`` (in the order unapplied) and ``after``:
-              the state the run left, read or carried forward; null when it
-              is not known
+              carried forward, with ``unchanged: true``, when no migration
+              file changed, on a deploy or a rollback), ``applied``
+              (``app.name``, in the order applied), ``reverted`` (in the
+              order unapplied) and ``after``: the state the run left, read
+              or carried forward; null when it is not known
               (and ``backup``: the file ``ENV.backup`` wrote before
               migrating; ``restored``: the backup ``--restore`` restored)
 ``plan``      on a deploy with ``migrate``: the migrations it applies, read
@@ -259,4 +259,24 @@ def unfinished(lines):
     """The id of the newest run when it has no end line, else None."""
     if lines and lines[-1].get('phase', END) != END:
         return lines[-1].get('id')
+    return None
+
+
+def leftstate(records):
+    """The migration state the last run in ``records`` left, to carry
+    forward; None when it is not known (or that run never ended).
+
+    >>> leftstate([{'outcome': b'ok', 'migrations': {'after': {b'a': b'1'}}},
+    ...            {'outcome': b'untouched'}])
+    {b'a': b'1'}
+    >>> print(leftstate([{'outcome': b'ok', 'migrations': {'after': {}}},
+    ...                  {'outcome': b'unfinished'}]))
+    None
+    """
+    for record in reversed(records):
+        if record.get('outcome') == UNFINISHED:
+            return None
+        if record.get('outcome') in (UNTOUCHED, UNREACHABLE):
+            continue
+        return (record.get('migrations') or {}).get('after')
     return None

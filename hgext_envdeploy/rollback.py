@@ -22,6 +22,8 @@ the state found *before* it ran (``migrations.before``), so the state a
 deployment left is the ``before`` of the record that followed it.
 """
 
+import threading
+
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
@@ -332,6 +334,8 @@ class Rollback(Run):
         self.force = force
         self.disagree = False
         self.backups = {}  # host spec -> the backup of the deploy undone
+        # The hosts are read in threads; the repository is for one at once.
+        self._repolock = threading.Lock()
 
     def run(self):
         results = [HostResult(h) for h in self.env.hosts]
@@ -368,11 +372,16 @@ class Rollback(Run):
         result.dirty = state.dirty
         result.state = state
         migrator = self.migrator(result) is result
-        listing = session.migrations() if migrator else None
+        node, wanted = self._target(records)
+        listing = None
+        if migrator and self._carried(records, state.parent, node, wanted):
+            result.migrations.update(on=result.host.spec, before=wanted,
+                                     unchanged=True)
+        elif migrator:
+            listing = session.migrations()
         if listing is not None:
             result.migrations['on'] = result.host.spec
             result.migrations['before'] = migrations.latest(listing)
-        node, wanted = self._target(records)
         if self.explicit:
             if migrator and listing is None:
                 raise StepFailed(b'plan', _(b'--migration given, but this '
@@ -391,6 +400,19 @@ class Rollback(Run):
         result.unapplying = migrations.unapplysteps(listing, wanted) if (
             listing is not None and wanted) else []
         result.outcome = b'planned'
+
+    def _carried(self, records, fromnode, tonode, wanted):
+        """Whether the migration state need not be read (one Django start
+        fewer): no migration file differs between the two changesets, and
+        the journal says the database is where the deployment to return to
+        left it.  As a deploy carries the state forward (deploy.py)."""
+        if (self.explicit or self.restore or not self.env.migrate
+                or wanted is None or self.repo is None
+                or journal.leftstate(records) != wanted):
+            return False
+        with self._repolock:
+            return not migrations.touched(self.repo, self.env, fromnode,
+                                          tonode)
 
     def _target(self, records):
         """``(node, migration state)`` this host should return to."""
@@ -468,6 +490,10 @@ class Rollback(Run):
             return
         if self.restore:
             return migrationplan.restore(self, result)
+        if result.migrations.get('unchanged'):
+            # Nothing to revert (see _carried): the state stays.
+            result.migrations.update(after=result.wanted, reverted=[])
+            return
         if result.wanted is None:
             if self.env.migrate:
                 self.say(result.host, _(b'no migration state recorded for '

@@ -331,6 +331,46 @@ def test_envrollback_reads_the_migration_state_once_for_its_plan(hgenv, central_
     assert record["migrations"]["after"] == {"bar": "0003_bar_created"}
 
 
+def test_a_code_only_rollback_starts_no_django(hgenv, central_repo, site, tmp_path):
+    """Speed, as a deploy carries the state forward: no migration file differs
+    between the two changesets and the journal says where the database is, so
+    the rollback starts no Django; one going back over a migration reads it."""
+    log = tmp_path / "django.log"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho "$2" >> {log}\nexec {PYTHON} "$@"\n')
+    python.chmod(0o755)
+    counted = f"--config=environments.staging.migrate={python} manage.py migrate --noinput"
+    first = parent(hgenv, site)
+    commit_on(hgenv, central_repo, "staging", "code only",
+              lambda repo: (repo / "views.py").write_text("# no migration\n"))
+    hgenv.hg("envdeploy", "staging", counted, cwd=central_repo, check=True)
+    log.write_text("")
+
+    r = hgenv.hg("envrollback", "staging", counted, cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert log.read_text() == ""
+    assert parent(hgenv, site) == first and migrations(site) == BASE
+    record = journal(site)[-1]
+    assert record["kind"] == "rollback" and record["outcome"] == "ok"
+    state = {"bar": "0003_bar_created"}
+    assert {k: record["migrations"].get(k) for k in ("before", "after", "unchanged")} \
+        == {"before": state, "after": state, "unchanged": True}
+
+    change, [name] = add(4)
+    commit_on(hgenv, central_repo, "staging", "add 0004", change)
+    hgenv.hg("envdeploy", "staging", counted, cwd=central_repo, check=True)
+    log.write_text("")
+
+    r = hgenv.hg("envrollback", "staging", counted, cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "showmigrations" in log.read_text().split()
+    assert f"unapplying bar.{name}" in r.out
+    assert migrations(site) == BASE
+    assert "unchanged" not in journal(site)[-1]["migrations"]
+
+
 def test_envrollback_to_a_changeset_this_repository_no_longer_has(hgenv, central_repo,
                                                                   site):
     """The host's journal names the changeset to return to; this repository

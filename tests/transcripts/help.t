@@ -694,6 +694,9 @@ wording shows here, in review.
   working copy).  The migrations go back once, on the migration host; then the
   code moves on every host.  A migration that cannot be reversed stops the
   rollback before the code is touched, and the schema is migrated forward again.
+  Where no migration file differs between the two changesets and the journal
+  says the database is where that deployment left it, the state is carried, not
+  read (no Django start), as a deploy carries it forward.
   
   After a failed "migrate" and after every migration rollback the state is read
   again and compared with what was wanted.  Where they differ (a migration with
