@@ -51,8 +51,9 @@ MAXPATTERNS = 200
 _DIFFCONFIG = (b'ignorews', b'ignorewsamount', b'ignorewseol',
                b'ignoreblanklines')
 
-# The deploying repository is shared by the hosts' threads.
-_repolock = threading.Lock()
+# The deploying repository is shared by the hosts' threads: one at once
+# (here, and rollback.py's migration-file check).
+REPOLOCK = threading.Lock()
 
 
 def patchpath(name):
@@ -67,7 +68,7 @@ def created(repo, parent, node):
     """Files changeset ``node`` has that ``parent`` has not (hex; None for
     an empty working copy), sorted; None when ``repo`` lacks ``parent``
     (or ``node``: a rollback's, from a host's journal)."""
-    with _repolock:
+    with REPOLOCK:
         unfi = repo.unfiltered()
         if not unfi.changelog.hasnode(nodemod.bin(node)):
             return None
@@ -82,7 +83,7 @@ def created(repo, parent, node):
 
 def manifest(repo, node):
     """Every file of ``node``, sorted; None when ``repo`` lacks it."""
-    with _repolock:
+    with REPOLOCK:
         unfi = repo.unfiltered()
         if not unfi.changelog.hasnode(nodemod.bin(node)):
             return None

@@ -22,13 +22,12 @@ the state found *before* it ran (``migrations.before``), so the state a
 deployment left is the ``before`` of the record that followed it.
 """
 
-import threading
-
 from mercurial.i18n import _
 from mercurial import error, logcmdutil, node as nodemod, pycompat
 
-from . import (config, confirm, events, flow, freeze, journal, migrationplan,
-               migrations, records, releases, stepenv, transfer)
+from . import (config, confirm, edits, events, flow, freeze, journal,
+               migrationplan, migrations, records, releases, stepenv,
+               transfer)
 from .run import Run, report
 from .shell import ShellError
 from .target import HostResult, StepFailed
@@ -334,8 +333,6 @@ class Rollback(Run):
         self.force = force
         self.disagree = False
         self.backups = {}  # host spec -> the backup of the deploy undone
-        # The hosts are read in threads; the repository is for one at once.
-        self._repolock = threading.Lock()
 
     def run(self):
         results = [HostResult(h) for h in self.env.hosts]
@@ -410,7 +407,7 @@ class Rollback(Run):
                 or wanted is None or self.repo is None
                 or journal.leftstate(records) != wanted):
             return False
-        with self._repolock:
+        with edits.REPOLOCK:  # the hosts are read in threads
             return not migrations.touched(self.repo, self.env, fromnode,
                                           tonode)
 
