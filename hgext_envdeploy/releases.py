@@ -552,19 +552,24 @@ def _convert(setup, session, row):
     env = setup.env
     path = cdpath(env.path)
     status, out = session.run(
-        b'cd -- %s && for n in repo releases shared current; do '
+        b'cd -- %(p)s && for n in repo releases shared current; do '
         b'if [ -e "$n" ] || [ -L "$n" ]; then echo "clash:$n"; fi; done; '
-        b'[ -d .hg/envdeploy/lock ] && echo locked:yes; '
-        b"%s status -mard -T 'dirty:{path}\\n'; "
-        b"%s log -r . -T 'node:{node}\\n'" % (path, session.hg, session.hg))
+        b'[ -d %(lock)s ] && { echo locked:yes; '
+        b"sed 's/^/lockinfo:/' %(lock)s/info 2>/dev/null; }; "
+        b"%(hg)s status -mard -T 'dirty:{path}\\n'; "
+        b"%(hg)s log -r . -T 'node:{node}\\n'"
+        % {b'p': path, b'hg': session.hg, b'lock': lock.LOCKDIR})
     found = prefixed(out)
     node = (found.get(b'node') or [b''])[0]
-    why = None
+    why, hint = None, _(b'convert by hand, or fix that and run envsetup '
+                        b'again')
     if found.get(b'clash'):
         why = _(b'%s already has %s') % (env.path,
                                          b', '.join(found[b'clash']))
     elif found.get(b'locked'):
-        why = _(b'a deploy holds the lock of %s') % env.path
+        why = _(b'a deploy holds the lock of %s: %s') % (env.path, lock.describe(
+            lock.readinfo(b'\n'.join(found.get(b'lockinfo', [])))))
+        hint = _(b'run envsetup again when it is done')
     elif found.get(b'dirty'):
         why = _(b'manual edits in %s: %s') % (env.path,
                                              b', '.join(found[b'dirty']))
@@ -573,8 +578,7 @@ def _convert(setup, session, row):
     if why:
         row['problems'].append((b'layout', _(b'cannot convert to the '
                                              b'releases layout: %s') % why,
-                                _(b'convert by hand, or fix that and run '
-                                  b'envsetup again')))
+                                hint))
         return False
     name = newid()
     what = (_(b'%s: in-place clone at %s; %s: its history moved to repo, its '

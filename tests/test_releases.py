@@ -273,11 +273,16 @@ def test_envsetup_converts_only_under_the_deploy_lock(hgenv, central_repo, tmp_p
     assert not {"repo", "releases", "current"} & set(os.listdir(target))
     assert parent(hgenv, target) == node
     assert os.path.isdir(os.path.join(target, ".hg", "envdeploy", "lock"))  # the racer's
+    with open(hgrc, "w") as fp:
+        fp.write(saved)
+    # A lock there already: refused at the first look, naming the holder.
+    r = hgenv.hg("envsetup", "staging", cwd=central_repo)
+    assert r.rc != 0 and "a deploy holds the lock of %s: Racer on ?" % target in r.text
+    assert "run envsetup again when it is done" in r.text, r.text
+    assert not {"repo", "releases", "current"} & set(os.listdir(target))
 
     import shutil
     shutil.rmtree(os.path.join(target, ".hg", "envdeploy", "lock"))
-    with open(hgrc, "w") as fp:
-        fp.write(saved)
     r = hgenv.hg("envsetup", "staging", cwd=central_repo)
     assert r.rc == 0, r.text
     assert parent_of(hgenv, os.path.join(target, "current")) == node
