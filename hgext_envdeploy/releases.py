@@ -561,25 +561,33 @@ def _convert(setup, session, row):
         % {b'p': path, b'hg': session.hg, b'lock': lock.LOCKDIR})
     found = prefixed(out)
     node = (found.get(b'node') or [b''])[0]
-    why, hint = None, _(b'convert by hand, or fix that and run envsetup '
-                        b'again')
+
+    def refuse(why, hint=_(b'convert by hand, or fix that and run envsetup '
+                           b'again')):
+        row['problems'].append((b'layout', _(b'cannot convert to the '
+                                             b'releases layout: %s') % why,
+                                hint))
+        return False
+
+    def heldby(info):
+        # The same words whether the first look or the lock itself found it.
+        return refuse(_(b'a deploy holds the lock of %s: %s')
+                      % (env.path, lock.describe(info)),
+                      _(b'run envsetup again when it is done'))
+
+    why = None
     if found.get(b'clash'):
         why = _(b'%s already has %s') % (env.path,
                                          b', '.join(found[b'clash']))
     elif found.get(b'locked'):
-        why = _(b'a deploy holds the lock of %s: %s') % (env.path, lock.describe(
-            lock.readinfo(b'\n'.join(found.get(b'lockinfo', [])))))
-        hint = _(b'run envsetup again when it is done')
+        return heldby(lock.readinfo(b'\n'.join(found.get(b'lockinfo', []))))
     elif found.get(b'dirty'):
         why = _(b'manual edits in %s: %s') % (env.path,
                                              b', '.join(found[b'dirty']))
     elif not node or node == b'0' * 40:
         why = _(b'%s has no working copy to make a release of') % env.path
     if why:
-        row['problems'].append((b'layout', _(b'cannot convert to the '
-                                             b'releases layout: %s') % why,
-                                hint))
-        return False
+        return refuse(why)
     name = newid()
     what = (_(b'%s: in-place clone at %s; %s: its history moved to repo, its '
               b'working copy made release releases/%s, live as current%s')
@@ -616,12 +624,7 @@ def _convert(setup, session, row):
            b'lockdir': lock.LOCKDIR})
     held = [info for event, info in lock.parseinfo(out) if event == 'held']
     if held:
-        row['problems'].append((b'layout', _(b'cannot convert to the '
-                                             b'releases layout: a deploy '
-                                             b'holds the lock of %s: %s')
-                                % (env.path, lock.describe(held[-1])),
-                                _(b'run envsetup again when it is done')))
-        return False
+        return heldby(held[-1])
     if status:
         row['problems'].append((b'layout', _(b'conversion to the releases '
                                              b'layout failed: %s')
