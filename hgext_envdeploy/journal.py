@@ -30,7 +30,9 @@ a complete record has at least:
 ``started``, ``finished``  UTC times, ISO 8601; ``duration`` seconds
 ``from``      full hash the target was at before (null: empty working copy)
 ``to``        full hash deployed
-``dirty``     files with manual edits found before the update
+``dirty``     files with manual edits found before the update; null when
+              not looked for (a rollback with releases leaves the live
+              release as it is, and keep saves its edits before removing it)
 ``patch``     where those edits were saved (relative to the repository), or null;
               ``hg import --no-commit PATCH`` in the repository brings them back
 ``untracked`` files the target's parent did not track (unknown, ignored, or

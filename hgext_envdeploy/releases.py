@@ -46,7 +46,7 @@ from mercurial.i18n import _
 
 from . import edits, flow, lock, stepenv, transfer
 from .shell import quote
-from .target import BASE, StepFailed, cdpath
+from .target import BASE, State, StepFailed, cdpath
 
 RELEASES = b'releases'
 LAYOUT = b'releases'
@@ -55,6 +55,9 @@ SHARED = b'shared'
 CURRENT = b'current'
 # In a release's own .hg: the changeset it was made at (no hg to read it).
 NODEFILE = b'.hg/envdeploy.node'
+# Beside it: left live by a switch that did not look for manual edits in it
+# (envrollback: see livestate); prune saves them before removing it.
+UNCHECKED = b'.hg/envdeploy.unchecked'
 # A share's own .hg is two levels under path: this reaches repo's.
 _TOREPO = b'../../../repo/.hg/envdeploy'
 
@@ -69,11 +72,13 @@ def choose(env, inplace):
 
 
 class Disk:
-    """What ``path`` holds: ``{release id: node}``, the live release, and
-    the absolute path (for ENVDEPLOY_RELEASE)."""
+    """What ``path`` holds: ``{release id: node}``, the live release, the
+    releases whose edits no one looked for since they were live
+    (``unchecked``), and the absolute path (for ENVDEPLOY_RELEASE)."""
 
     def __init__(self, output):
         self.releases = {}
+        self.unchecked = set()
         self.live = None
         self.base = b''
         for line in output.splitlines():
@@ -81,6 +86,8 @@ class Disk:
             if kind == b'release':
                 name, _sep, node = rest.partition(b' ')
                 self.releases[name] = node or None
+            elif kind == b'unchecked':
+                self.unchecked.add(rest)
             elif kind == b'current' and rest:
                 self.live = posixpath.basename(rest.rstrip(b'/'))
             elif kind == b'base':
@@ -100,10 +107,12 @@ def listscript(path):
     return (
         b'cd -- %s && for d in %s/*/; do d=${d%%/}; [ -d "$d" ] || continue; '
         b'printf \'release %%s %%s\\n\' "${d##*/}" '
-        b'"$(cat "$d"/%s 2>/dev/null)"; done; '
+        b'"$(cat "$d"/%s 2>/dev/null)"; '
+        b'if [ -e "$d"/%s ]; then printf \'unchecked %%s\\n\' "${d##*/}"; fi; '
+        b'done; '
         b'printf \'current %%s\\n\' "$(readlink %s)"; '
         b'printf \'base %%s\\n\' "$(pwd -P)"'
-        % (cdpath(path), RELEASES, NODEFILE, CURRENT))
+        % (cdpath(path), RELEASES, NODEFILE, UNCHECKED, CURRENT))
 
 
 def readdisk(session):
@@ -168,6 +177,29 @@ def removescript(env, names):
         quote(b'%s/%s' % (RELEASES, n)) for n in names))
 
 
+def savedname(runid, name):
+    """The name prune saves release ``name``'s edits under (edits.patchpath)."""
+    return b'%s-%s' % (runid, name)
+
+
+def rescuescript(env, hg, runid, names):
+    """Prune's first part: the edits of the unchecked releases ``names``
+    saved as patches (kept only when not empty).  Prints ``saved NAME`` or
+    ``unsaved NAME`` for each: one that could not be saved stays."""
+    parts = []
+    for name in names:
+        patch = edits.patchpath(savedname(runid, name))
+        parts.append(
+            b'if (cd -- %(rel)s && %(save)s) >/dev/null 2>&1; then '
+            b'if [ -s %(rel)s/%(patch)s ]; then echo saved %(name)s; '
+            b'else rm -f %(rel)s/%(patch)s; fi; '
+            b'else echo unsaved %(name)s; fi'
+            % {b'rel': quote(b'%s/%s' % (RELEASES, name)),
+               b'save': edits.savescript(hg, savedname(runid, name)),
+               b'patch': quote(patch), b'name': quote(name)})
+    return b'cd -- %s && { %s; }' % (cdpath(env.path), b'; '.join(parts))
+
+
 def tierepo(env, name):
     """The new release's .hg/envdeploy linked to repo's (after
     :func:`shareargs`); the release removed again if that fails."""
@@ -190,13 +222,26 @@ def linkscript(env, node):
     return b' && '.join(parts)
 
 
-def switchscript(env, name):
+def switchscript(env, name, leaving=None, looked=True):
     """``current`` to release ``name`` (None: no live release): a new
-    symlink renamed over the old one, so that no request finds none."""
+    symlink renamed over the old one, so that no request finds none.
+
+    ``leaving``, the live release, is marked unchecked unless its edits
+    were ``looked`` for (and saved) before: see :func:`prune`.
+    """
+    before = after = b''
+    if leaving and leaving != name:
+        marker = quote(b'%s/%s/%s' % (RELEASES, leaving, UNCHECKED))
+        if looked:
+            after = b' && { rm -f %s || true; }' % marker
+        else:
+            before = b': > %s && ' % marker  # no switch unless it is marked
     if name is None:
-        return b'cd -- %s && rm -f %s' % (cdpath(env.path), CURRENT)
-    return (b'cd -- %s && ln -sfn %s current.new && mv -T current.new %s'
-            % (cdpath(env.path), quote(b'%s/%s' % (RELEASES, name)), CURRENT))
+        switch = b'rm -f %s' % CURRENT
+    else:
+        switch = (b'ln -sfn %s current.new && mv -T current.new %s'
+                  % (quote(b'%s/%s' % (RELEASES, name)), CURRENT))
+    return b'cd -- %s && %s%s%s' % (cdpath(env.path), before, switch, after)
 
 
 def _enterscript(where):
@@ -285,10 +330,30 @@ def makerelease(run, result, name, node, output, steps, begin=None):
 def switch(run, result, name, steps=None):
     """``current`` to release ``name``, as a step."""
     session = result.session
-    session.step(result, b'switch', switchscript(run.env, name),
+    found = disk(result)
+    state = getattr(result, 'state', None)
+    looked = state is None or state.dirty is not None
+    session.step(result, b'switch',
+                 switchscript(run.env, name, found.live, looked),
                  run.printer(result.host), record=steps)
-    disk(result).live = name
+    if found.live and found.live != name:
+        (found.unchecked.discard if looked else found.unchecked.add)(
+            found.live)
+    found.live = name
     result.release = name
+
+
+def livestate(result):
+    """The live release's :class:`~.target.State` without hg, or None: the
+    changeset its node file names (a release is made at one and never
+    updated), its edits not looked for (``dirty`` None).  For a rollback,
+    which leaves that release on disk as it is: :func:`prune` saves its
+    edits before it removes it."""
+    found = disk(result)
+    node = found.releases.get(found.live) or b''
+    if len(node) != 40 or node.strip(b'0123456789abcdef'):
+        return None
+    return State(node, None, True)
 
 
 def saveedits(run, result):
@@ -326,8 +391,30 @@ def prune(run, result):
     found = disk(result)
     old = toremove(run.env, found, (found.live, getattr(result, 'live', None),
                                     result.release))
-    if not old:
-        return
+    unchecked = [n for n in old if n in found.unchecked]
+    if unchecked:
+        # Nothing discarded unsaved: these were left live (a rollback)
+        # without a look for manual edits.  One hg start, only then.
+        session = result.session
+        status, out = session.run(rescuescript(run.env, session.hg, run.id,
+                                               unchecked))
+        for line in out.splitlines():
+            word, _sep, name = line.partition(b' ')
+            if word == b'saved':
+                run.say(result.host, _(b'manual edits in release %s saved as '
+                                       b'%s/%s/%s before keep removed it')
+                        % (name, run.env.path, REPO,
+                           edits.patchpath(savedname(run.id, name))), 'warn')
+            elif word == b'unsaved':
+                old.remove(name)
+                run.say(result.host, _(b'kept release %s: could not save its '
+                                       b'manual edits') % name, 'warn')
+        if status:
+            run.say(result.host, _(b'could not look for manual edits in old '
+                                   b'releases: %s') % out.strip(), 'warn')
+            return
+        if not old:
+            return
     status, out = result.session.run(removescript(run.env, old))
     if status:
         run.say(result.host, _(b'could not remove old releases: %s')

@@ -362,7 +362,9 @@ class Rollback(Run):
         if session is None:
             return
         records = session.journal()
-        state = session.readstate(self.node or nodemod.nullhex)
+        # With releases, the live release is left as it is: no hg start.
+        state = (releases.enabled(self.env) and releases.livestate(result)
+                 or session.readstate(self.node or nodemod.nullhex))
         self.backups[result.host.spec] = migrationplan.lastbackup(
             records, state.parent)
         result.fromnode = state.parent

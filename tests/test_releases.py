@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from envtools import MIGRATE, commit_on, environment, journal, journal_lines, migrations
+from envtools import MIGRATE, PYTHON, commit_on, environment, journal, journal_lines, migrations
 
 
 def layout(target, **keys):
@@ -95,6 +95,52 @@ def test_rollback_switches_back_without_hg_update(hgenv, central_repo, tmp_path)
     assert names == ["switch", "reload"], names
     # The newer release stays on disk: deploying it again is a switch away.
     assert on_disk(target) == [first, second]
+
+
+def test_a_rollback_starts_no_hg_and_keep_saves_the_edits_it_left(hgenv, central_repo,
+                                                                  tmp_path):
+    """Speed: the rollback reads the live release from its node file and
+    leaves it as it is (no hg on the target); the release it left is not
+    looked at, so keep saves its manual edits before removing it."""
+    target, first, second, node = deployed_twice(hgenv, central_repo, tmp_path, keep=2)
+    log = tmp_path / "hg.log"
+    wrapper = tmp_path / "hg"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
+                       f'exec {os.path.join(os.path.dirname(PYTHON), "hg")} "$@"\n')
+    wrapper.chmod(0o755)
+    counted = f"--config=environments.staging.hg={wrapper}"
+    edited = os.path.join(target, "releases", second, "release.txt")
+    with open(edited, "w") as fp:
+        fp.write("fixed by hand\n")
+
+    r = hgenv.hg("envrollback", "staging", counted, cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert not log.exists(), log.read_text()
+    assert release_of(target) == first
+    record = repojournal(target)[-1]
+    assert record["kind"] == "rollback" and record["from"] == node
+    assert record["dirty"] is None  # not looked for
+    assert open(edited).read() == "fixed by hand\n"
+
+    # The next deploy keeps both (first was live before it); the one after
+    # removes both, saving second's edits first, and only second's.
+    for n in (3, 4):
+        commit_on(hgenv, central_repo, "staging", f"r{n}", change(f"r{n}"))
+        r = hgenv.hg("envdeploy", "staging", counted, cwd=central_repo)
+        assert r.rc == 0, r.text
+        if n == 3:
+            assert on_disk(target) == sorted([first, second, release_of(target)])
+    assert first not in on_disk(target) and second not in on_disk(target)
+    patches = os.path.join(target, "repo", ".hg", "envdeploy", "patches")
+    [saved] = [f for f in os.listdir(patches) if f.endswith(f"-{second}.patch")]
+    assert [f for f in os.listdir(patches) if first in f] == []
+    with open(os.path.join(patches, saved)) as fp:
+        assert "+fixed by hand" in fp.read()
+    assert (f"manual edits in release {second} saved as "
+            f"{target}/repo/.hg/envdeploy/patches/{saved} before keep removed it") in r.err
+    # One hg for the save, beside the deploy's own command server.
+    assert sum("diff --git" in line for line in log.read_text().splitlines()) == 1
 
 
 def test_failed_check_after_the_switch_switches_back(hgenv, central_repo, tmp_path):

@@ -87,8 +87,12 @@ wording shows here, in review.
     revert the migrations from the newer release, then switch "current" back to
     the earlier release still on disk: no update, no pull (one no longer there
     is made again).  Manual edits are looked for in the live release and saved
-    as a patch; nothing is discarded there.  "hg envsetup" creates the layout,
-    or converts an in-place clone (its ".hg" becomes "repo", its changeset the
+    as a patch; nothing is discarded there.  "hg envrollback" starts no hg on
+    the target: it reads the live release's changeset from the file the deploy
+    that made it wrote, and leaves that release on disk as it is, its edits not
+    looked for (the journal's "dirty" is null); "keep" saves them as a patch
+    before it removes that release.  "hg envsetup" creates the layout, or
+    converts an in-place clone (its ".hg" becomes "repo", its changeset the
     first release, "linked" files move to "shared"; the old files stay for the
     web server to be pointed at "current" first), saying what it does, under the
     deploy lock (a deploy holding it stops the conversion). "requiredfiles" and
@@ -105,7 +109,8 @@ wording shows here, in review.
   "keep"
     With "layout = releases": releases kept on disk (default 5); older ones are
     removed after a successful deploy, never the live one nor the one a rollback
-    would return to.
+    would return to.  One a rollback left without looking at its manual edits
+    has them saved as a patch first (a warning names it).
   
   "check.timeout", "check.interval"
     Seconds the check is tried for (default 0: once), and between tries (default
