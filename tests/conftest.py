@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import pytest
 
 import gunicornserver
+import hgpipe
 import pgserver
 import sshdhosts
 from djangoproject import copy_project
@@ -38,6 +39,16 @@ VENV_BIN = os.path.dirname(sys.executable)
 
 # ---------------------------------------------------------------------------
 # hgenv
+
+
+# Set-up commands run by one command server per test (hgpipe); never those
+# naming this extension's revsets or keyword, loading an extension, or
+# moving changesets between repositories (hooks that deploy): those, and
+# every hg env* command, run as processes, as a user runs them.
+PIPED = frozenset("""add bookmark bookmarks branch cat ci clone commit diff files heads
+id identify init log manifest parents phase remove rm st status tag tip up
+update""".split())
+_UNPIPED = re.compile(r"deployed|pendingdeploy|extensions\.")
 
 
 @dataclass
@@ -78,6 +89,7 @@ class HgEnv:
         )
         self.env = env
         self.hg_executable = shutil.which("hg", path=env["PATH"])
+        self._pipe = self._pipekey = None
 
     def run(self, cmd, cwd=None, input=None, timeout=120, check=False):
         cmd = [os.fspath(arg) for arg in cmd]
@@ -94,8 +106,43 @@ class HgEnv:
         return result
 
     def hg(self, *args, cwd=None, input=None, timeout=120, check=False):
+        args = [os.fspath(arg) for arg in args]
+        if (input is None and args and args[0] in PIPED
+                and not any(_UNPIPED.search(a) for a in args)):
+            result = self._piped(args, cwd, timeout)
+            if result is not None:
+                if check and result.rc != 0:
+                    raise AssertionError(
+                        f"hg {args} (command server) in {cwd or os.getcwd()} exited "
+                        f"with {result.rc}\n--- stdout\n{result.out}"
+                        f"--- stderr\n{result.err}")
+                return result
         return self.run([self.hg_executable, *args], cwd=cwd, input=input,
                         timeout=timeout, check=check)
+
+    def _piped(self, args, cwd, timeout):
+        """Result of a set-up command run by the command server, or None
+        (then it runs as a process).  A server whose environment or user
+        hgrc changed since it started is replaced, as chg does."""
+        with open(self.hgrc, "rb") as fp:
+            key = (tuple(sorted(self.env.items())), fp.read())
+        if self._pipe is not None and self._pipekey != key:
+            self.close()
+        try:
+            if self._pipe is None:
+                self._pipe, self._pipekey = hgpipe.HgPipe(self.hg_executable,
+                                                          dict(self.env)), key
+            rc, out, err = self._pipe.run(args, os.path.abspath(cwd or os.getcwd()),
+                                          timeout)
+        except hgpipe.ServerGone:
+            self._pipe = None
+            return None
+        return Result(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    def close(self):
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
 
     def write_hgrc(self, repo_dir, text):
         """Append text to repo_dir/.hg/hgrc."""
@@ -105,7 +152,9 @@ class HgEnv:
 
 @pytest.fixture
 def hgenv(tmp_path):
-    return HgEnv(tmp_path / "home")
+    env = HgEnv(tmp_path / "home")
+    yield env
+    env.close()
 
 
 # ---------------------------------------------------------------------------
