@@ -51,6 +51,15 @@ update""".split())
 _UNPIPED = re.compile(r"deployed|pendingdeploy|extensions\.")
 
 
+def _checked(result, cmd, cwd, check):
+    if check and result.rc != 0:
+        raise AssertionError(
+            f"{cmd} in {cwd or os.getcwd()} exited with {result.rc}\n"
+            f"--- stdout\n{result.out}--- stderr\n{result.err}"
+        )
+    return result
+
+
 @dataclass
 class Result:
     rc: int
@@ -97,13 +106,8 @@ class HgEnv:
             cmd, cwd=cwd, input=input, timeout=timeout, env=self.env,
             capture_output=True, text=True, encoding="utf-8", errors="replace",
         )
-        result = Result(proc.returncode, proc.stdout, proc.stderr)
-        if check and result.rc != 0:
-            raise AssertionError(
-                f"{cmd} in {cwd or os.getcwd()} exited with {result.rc}\n"
-                f"--- stdout\n{result.out}--- stderr\n{result.err}"
-            )
-        return result
+        return _checked(Result(proc.returncode, proc.stdout, proc.stderr),
+                        cmd, cwd, check)
 
     def hg(self, *args, cwd=None, input=None, timeout=120, check=False):
         args = [os.fspath(arg) for arg in args]
@@ -111,12 +115,7 @@ class HgEnv:
                 and not any(_UNPIPED.search(a) for a in args)):
             result = self._piped(args, cwd, timeout)
             if result is not None:
-                if check and result.rc != 0:
-                    raise AssertionError(
-                        f"hg {args} (command server) in {cwd or os.getcwd()} exited "
-                        f"with {result.rc}\n--- stdout\n{result.out}"
-                        f"--- stderr\n{result.err}")
-                return result
+                return _checked(result, ["hg (command server)", *args], cwd, check)
         return self.run([self.hg_executable, *args], cwd=cwd, input=input,
                         timeout=timeout, check=check)
 
@@ -134,9 +133,12 @@ class HgEnv:
                                                           dict(self.env)), key
             rc, out, err = self._pipe.run(args, os.path.abspath(cwd or os.getcwd()),
                                           timeout)
-        except hgpipe.ServerGone:
+        except hgpipe.ServerGone:  # not started, or the command not sent
             self._pipe = None
             return None
+        except hgpipe.AnswerLost:
+            self.close()
+            raise
         return Result(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
     def close(self):

@@ -18,7 +18,13 @@ import time
 
 
 class ServerGone(Exception):
-    """The server ended, or did not answer in time: run the command as a process."""
+    """The server did not start, or the command could not be sent to it:
+    run the command as a process."""
+
+
+class AnswerLost(Exception):
+    """A command was sent and its answer never came: it may have run, in
+    part or whole, so it is not run again (the test fails, naming it)."""
 
 
 class HgPipe:
@@ -69,7 +75,10 @@ class HgPipe:
         deadline = time.monotonic() + timeout
         out, err = [], []
         while True:
-            channel, payload = self._read(deadline)
+            try:
+                channel, payload = self._read(deadline)
+            except ServerGone as exc:
+                raise AnswerLost(f"hg {' '.join(args)} in {cwd}: {exc}") from None
             if channel == b"r":
                 return struct.unpack(">i", payload)[0], b"".join(out), b"".join(err)
             if channel == b"o":
