@@ -61,6 +61,7 @@ class Deploy(Run):
     # the state it left, as a rule (a run writes two or three lines).
     journaltail = 12
     hgserver = True  # the state is read next
+    _warm = frozenset()  # hosts starting a warm migration runner (run)
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
                  breaklock=False, trigger=None, force=False, redeploy=False,
@@ -81,6 +82,11 @@ class Deploy(Run):
         self._countlock = threading.Lock()
         self.stopped = threading.Event()
 
+    def warmscript(self, result):
+        if result.host.spec in self._warm:
+            return migraterunner.warmscript(self, result.host)
+        return None
+
     def serverenviron(self):
         if releases.enabled(self.env):
             return releases.serverenviron(self.id)  # the release it makes
@@ -95,6 +101,10 @@ class Deploy(Run):
         """
         results = [HostResult(h) for h in self.env.hosts]
         self.groupresults(results)
+        # In this thread, as _touched below: which hosts start a warm
+        # migration runner with their lock.
+        self._warm = migraterunner.predict(self, results,
+                                           records.latest(self.repo))
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
             freeze.guard(self, results)

@@ -134,6 +134,11 @@ class Run:
         session's variables (see CommandServer.begin): nothing."""
         return None
 
+    def warmscript(self, result):
+        """What the lock starts in the background on ``result``'s host
+        (Deploy: a warm migration runner), or None."""
+        return None
+
     def open(self, result):
         """Connect, enter the path, take the lock: a ready HostSession.
 
@@ -160,7 +165,7 @@ class Run:
                                        self.env.name, self.id),
                          self.breaklock,
                          self.journaltail, self.hgserver,
-                         self.serverenviron())
+                         self.serverenviron(), self.warmscript(result))
         freeze.check(self, result, session)  # refused, before any change
         return session
 

@@ -173,6 +173,7 @@ class HostSession:
         self.listing = None  # releases.py: the layout, read with the lock
         self.entering = False  # enter() sent, its answer not read (lock)
         self.existing = None  # (files, those untracked there): readstate
+        self.warmrunner = False  # a warm migration runner waits (lock)
         if env.secretvalues:
             shell.mask = env.mask  # ENV.secret: never shown, never kept
         self.hgserver = cmdserver.CommandServer(
@@ -255,11 +256,12 @@ class HostSession:
         self.exported.update(changed)
 
     def lock(self, holder, breaklock=False, journaltail=0, hgserver=False,
-             serverenv=None):
+             serverenv=None, warm=None):
         """Take the deploy lock; StepFailed naming the holder if it cannot.
 
         In the same round trip, when asked: read the last ``journaltail``
-        journal records (:attr:`tail`) and start the hg command server
+        journal records (:attr:`tail`), start ``warm`` in the background
+        (migraterunner.warmscript) and the hg command server
         (``serverenv``: see CommandServer.begin).
         """
         if breaklock:
@@ -278,6 +280,10 @@ class HostSession:
             # the command server before the share (releases.disk).
             from . import releases
             scripts.append((releases.listscript(self.env.path), True))
+        if warm:
+            # Not in a subshell: the shell that started it is its parent,
+            # whose end it waits for.
+            scripts.append((warm, False))
         for script, subshell in scripts:
             self.shell.send(_onlyentered(script), subshell=subshell)
         if hgserver:
@@ -291,6 +297,8 @@ class HostSession:
         if layout:
             listed, out = self.shell.result()
             self.listing = None if listed else out
+        if warm:
+            self.warmrunner = not self.shell.result()[0]
         self.hgserver.greet()
         held = None
         for event, info in lock.parseinfo(out):

@@ -4,6 +4,7 @@ are the same either way.  Real hg, real Django migrations on SQLite, real
 sshd for the remote case.
 """
 import os
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from envtools import (
 BASE = ["0001_initial", "0002_bar_description", "0003_bar_created"]
 RUNNER = " shell -v 0 -c "
 STATE = "manage.py showmigrations"
+WARM = "migration runner started warm"
 
 # A project whose own `shell` command refuses to run code: the runner ends
 # before its listing, and the deploy reads the state as before.
@@ -82,6 +84,7 @@ def test_one_django_reads_the_state_and_migrates(hgenv, central_repo, site):
 
     assert r.out.count(RUNNER) == 1
     assert STATE not in r.out  # no second Django start for the state
+    assert WARM in r.out  # Django was imported while hg updated
     assert "Applying bar.0004_bar_f0004... OK" in r.out
     assert "\x1d" not in r.out  # the protocol stays hidden
     _assert_journaled(site, node)
@@ -103,6 +106,69 @@ def test_a_project_without_a_usable_shell_falls_back(hgenv, central_repo, site):
     back = hgenv.hg("envrollback", "staging", cwd=central_repo)
     assert back.rc == 0, back.text
     assert parent(hgenv, site) == first and migrations(site) == BASE
+
+
+def _waiting_runners(target):
+    """The pids of warm runners (migraterunner.warmscript) in ``target``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except (OSError, ValueError):
+            continue
+        if b".hg/envdeploy/runner.sock" in cmdline and cwd == str(target):
+            found.append(pid)
+    return found
+
+
+def _gone(target, seconds=5):
+    """Whether no warm runner is left in ``target`` within ``seconds``
+    (one waits half a second between looks at its shell)."""
+    deadline = time.monotonic() + seconds
+    while _waiting_runners(target):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return not (target / ".hg" / "envdeploy" / "runner.sock").exists()
+
+
+def test_a_warm_runner_ends_after_migrating(hgenv, central_repo, site):
+    _deploy_migration(hgenv, central_repo, site)
+    assert _gone(site)
+
+
+def test_a_refused_hand_over_starts_the_runner_cold(hgenv, central_repo, site):
+    """Nothing to hand over to (here its socket is gone): the runner
+    starts as without a warm start, and the deploy is the same."""
+    node = commit_on(hgenv, central_repo, "staging", "add 0004", add(4))
+    r = hgenv.hg("--debug", "envdeploy", "staging", "--config",
+                 "environments.staging.before.migrate="
+                 "rm .hg/envdeploy/runner.sock", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "runner.sock" in r.out and RUNNER in r.out  # the warm start was tried
+    assert WARM not in r.out and STATE not in r.out  # one Django, started cold
+    assert migrations(site) == BASE + ["0004_bar_f0004"]
+    record = journal(site)[-1]
+    assert record["to"] == node and record["migrations"]["applied"] == [
+        "bar.0004_bar_f0004"]
+    assert _gone(site)
+
+
+def test_a_warm_runner_nobody_comes_for_ends_with_the_session(
+        hgenv, central_repo, site):
+    """Started with the lock, but the deploy fails before migrate: the
+    waiting process ends with the session's shell, its socket removed."""
+    first = parent(hgenv, site)
+    commit_on(hgenv, central_repo, "staging", "add 0004", add(4))
+    r = hgenv.hg("--debug", "envdeploy", "staging", "--config",
+                 "environments.staging.before.migrate=false", cwd=central_repo)
+
+    assert r.rc != 0
+    assert "runner.sock" in r.out and WARM not in r.out
+    assert parent(hgenv, site) == first and migrations(site) == BASE
+    assert _gone(site)
 
 
 def test_a_migrate_that_is_not_the_standard_form_runs_as_written(
@@ -163,6 +229,7 @@ def test_runner_over_ssh(hgenv, central_repo, sshd_hosts, remote_dir):
     node, r = _deploy_migration(hgenv, central_repo, target)
 
     assert RUNNER in r.out and STATE not in r.out
+    assert WARM in r.out
     record = journal(target)[-1]
     assert record["to"] == node
     assert record["migrations"]["applied"] == ["bar.0004_bar_f0004"]
