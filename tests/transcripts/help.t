@@ -327,7 +327,12 @@ wording shows here, in review.
     Mercurial command server ("hg serve --cmdserver pipe") instead of one
     process each (default true): Python and Mercurial start once, not three
     times.  Where the target's "hg" cannot serve, each command runs as its own
-    process anyway; "false" never tries.
+    process anyway; "false" never tries.  With it, a "migrate" of the form
+    "PYTHON [DIR/]manage.py migrate [options]" reads the migration state and
+    migrates in one Django, whose own modules the migration host imports while
+    hg updates (a process waiting on a socket in ".hg/envdeploy", readable by
+    the deploy user only, that ends with the session); "false" starts Django
+    twice, after the update.
   
   "trustrepofile"
     "true" lets a pushed ".hgenvironments" decide, in the hooks, the keys it may
