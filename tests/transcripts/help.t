@@ -330,9 +330,9 @@ wording shows here, in review.
     process anyway; "false" never tries.  With it, a "migrate" of the form
     "PYTHON [DIR/]manage.py migrate [options]" reads the migration state and
     migrates in one Django, whose own modules the migration host imports while
-    hg updates (a process waiting on a socket in ".hg/envdeploy", readable by
-    the deploy user only, that ends with the session); "false" starts Django
-    twice, after the update.
+    hg updates when the layout is in place (a process waiting on a socket in
+    ".hg/envdeploy", readable by the deploy user only, that ends with the
+    session); "false" starts Django twice, after the update.
   
   "trustrepofile"
     "true" lets a pushed ".hgenvironments" decide, in the hooks, the keys it may
