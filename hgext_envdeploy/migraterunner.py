@@ -140,7 +140,9 @@ os.closerange(3, 256)
 sock, manage = sys.argv[1], sys.argv[2]
 shell = os.getppid()
 mine = {k: v for k, v in os.environb.items() if k.startswith(b"PYTHON")}
-del sys.path[0]
+safe = getattr(sys.flags, "safe_path", False)
+if not safe:
+    del sys.path[0]  # -c's "": the repository, whose files may change
 try:
     os.unlink(sock)
 except OSError:
@@ -191,7 +193,8 @@ while len(data) < size:
     data += chunk
 cwd, *pairs = data.split(b"\\0")
 environ = dict(p.split(b"=", 1) for p in pairs if b"=" in p)
-sys.path.insert(0, os.path.dirname(os.path.abspath(manage)))
+if not safe:
+    sys.path.insert(0, os.path.dirname(os.path.realpath(manage)))  # as python manage.py
 found = importlib.machinery.PathFinder.find_spec("django", sys.path)
 if (len(fds) != 3 or not os.path.samefile(cwd, ".")
         or {k: v for k, v in environ.items() if k.startswith(b"PYTHON")} != mine

@@ -138,6 +138,18 @@ def test_a_warm_runner_ends_after_migrating(hgenv, central_repo, site):
     assert _gone(site)
 
 
+def test_no_warm_start_where_no_migration_changes(hgenv, central_repo, site):
+    """The records say the host is at the changeset before: a code change
+    there starts no Django beforehand."""
+    _deploy_migration(hgenv, central_repo, site)
+    commit_on(hgenv, central_repo, "staging", "code only",
+              lambda repo: (repo / "bar" / "views.py").write_text("# v2\n"))
+    r = hgenv.hg("--debug", "envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "runner.sock" not in r.out and RUNNER not in r.out
+
+
 def test_a_refused_hand_over_starts_the_runner_cold(hgenv, central_repo, site):
     """Nothing to hand over to (here its socket is gone): the runner
     starts as without a warm start, and the deploy is the same."""
