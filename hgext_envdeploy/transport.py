@@ -140,6 +140,18 @@ class SSHTransport:
             client.close()
 
 
+def _execnowait(channel, command):
+    """``channel.exec_command(command)`` without waiting for the server's
+    answer: the first scripts go in the same round trip (a far host's
+    connection is round trips).  A refused command closes the channel,
+    which the first read reports as a lost connection."""
+    channel._wait_for_event = lambda: None  # exec_command's wait, skipped
+    try:
+        channel.exec_command(command)
+    finally:
+        del channel._wait_for_event
+
+
 def _nodelay(sock):
     """Send each write at once, as OpenSSH does for a session: Nagle's
     algorithm would hold a small write (the end of input after the last
@@ -281,7 +293,7 @@ class SSHContext:
                 # the deploying user's agent; the key never leaves here.
                 paramiko.agent.AgentRequestHandler(channel)
             channel.set_combine_stderr(True)
-            channel.exec_command('sh')
+            _execnowait(channel, 'sh')
         except BaseException:
             for c in clients:
                 c.close()
