@@ -62,6 +62,7 @@ class Deploy(Run):
     journaltail = 12
     hgserver = True  # the state is read next
     _warm = frozenset()  # hosts starting a warm migration runner (run)
+    _converging = frozenset()  # hosts the records say are deployed (run)
 
     def __init__(self, ui, repo, env, ctx, settings, dryrun=False,
                  breaklock=False, trigger=None, force=False, redeploy=False,
@@ -101,10 +102,15 @@ class Deploy(Run):
         """
         results = [HostResult(h) for h in self.env.hosts]
         self.groupresults(results)
-        # In this thread, as _touched below: which hosts start a warm
-        # migration runner with their lock.
-        self._warm = migraterunner.predict(self, results,
-                                           records.latest(self.repo))
+        # In this thread, as _touched below, from this repository's
+        # records: which hosts start a warm migration runner with their
+        # lock, which are expected to be at the changeset already.
+        latest = records.latest(self.repo)
+        self._warm = migraterunner.predict(self, results, latest)
+        self._converging = {
+            r.host.spec for r in results
+            if latest.get((self.env.name, r.host.spec), {}).get('node')
+            == self.node}
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
             freeze.guard(self, results)
@@ -229,8 +235,12 @@ class Deploy(Run):
         if self.dryrun:
             # No lock, so no journal read with it: the converge check asks.
             session.tail = session.journal(tail=self.journaltail)
-        result.state = state = session.readstate(self.node,
-                                                 self._expected(session))
+        # Where the records say the host is deployed already, the command
+        # server ends with the state (nothing but check will run there):
+        # the round trip that would stop it before check is saved.
+        result.state = state = session.readstate(
+            self.node, self._expected(session),
+            last=result.host.spec in self._converging and not self.redeploy)
         result.fromnode = state.parent
         result.dirty = state.dirty
         result.tonode = self.node

@@ -348,14 +348,16 @@ class HostSession:
     def close(self):
         self.shell.close()
 
-    def readstate(self, node, expected=()):
+    def readstate(self, node, expected=(), last=False):
         """Parent, edited files, and whether ``node`` (hex) is present.
 
         One hg process: ``wdir()`` gives the parent and the files that
         ``hg status -mard`` would list.  ``expected``: the files the update
         is expected to create (from the parent the journal names), asked
         about in the same round trip; :meth:`_existing` then has its
-        answer when it asks about those files.
+        answer when it asks about those files.  ``last``: no hg command is
+        expected after it (the command server ends in the same round
+        trip; a later hg command starts it again).
         """
         args = (b'log', b'-r', b'present(%s)' % node, b'-r', b'wdir()',
                 b'-T', _STATE)
@@ -365,12 +367,12 @@ class HostSession:
         if (expected and self.hgserver.running
                 and len(expected) <= edits.MAXPATTERNS):
             (status, out), (found, listed) = self.hgserver.runmany(
-                [args, edits.statusargs(expected)])
+                [args, edits.statusargs(expected)], last=last)
             if not found:
                 self.existing = (list(expected),
                                  set(listed.splitlines()).intersection(expected))
         else:
-            status, out = self.hgcommand(args)
+            status, out = self.hgcommand(args, last=last)
         if status:
             raise StepFailed(
                 b'state', _(b'%s is not a Mercurial repository, or hg cannot '

@@ -161,3 +161,38 @@ def test_over_ssh_the_hg_commands_share_one_process(hgenv, central_repo, sshd_ho
     assert parent(hgenv, target) == head(hgenv, central_repo, "staging")
     assert _starts(log) == ["serve"]
     assert open(h0.log).read().count("Accepted publickey") == before + 1
+
+
+def test_a_host_not_where_the_records_say_is_deployed_all_the_same(
+        hgenv, central_repo, tmp_path):
+    """The records say the host is at the changeset, so its command server
+    ends with the state; someone updated it by hand since: the deploy
+    starts the server again for the update, and the host is deployed."""
+    target, log, node = _deploy_with_migration(hgenv, central_repo, tmp_path)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    before = hgenv.hg("log", "-r", f"p1({node})", "-T", "{node}",
+                      cwd=central_repo, check=True).out
+    hgenv.hg("update", "-q", "-r", before, cwd=target, check=True)
+    os.unlink(log)
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert parent(hgenv, target) == node
+    assert _starts(log) == ["serve", "serve"]  # ended with the state, then again
+    record = journal(target)[-1]
+    assert record["outcome"] == "ok" and record["from"] == before
+    assert [s["name"] for s in record["steps"]] == ["update", "migrate"]
+
+
+def test_a_host_deployed_already_starts_one_server(hgenv, central_repo, tmp_path):
+    target, log, node = _deploy_with_migration(hgenv, central_repo, tmp_path)
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    os.unlink(log)
+
+    r = hgenv.hg("envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert "already at" in r.out
+    assert _starts(log) == ["serve"]
+    assert journal(target)[-1]["outcome"] == "unchanged"
