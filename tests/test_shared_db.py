@@ -88,6 +88,33 @@ def test_migrations_run_once_on_the_migration_host(
     assert [s["name"] for s in journal(t1)[-1]["steps"]] == ["pull", "update"]
 
 
+def test_the_migration_host_alone_imports_django_during_the_update(
+        hgenv, central_repo, sshd_hosts, remote_dir, postgres, pgdb):
+    """The standard migrate on one PostgreSQL behind two hosts: the warm
+    migration runner starts on the migration host only, and migrates."""
+    h0, h1 = sshd_hosts.hosts[:2]
+    path = os.path.join(remote_dir, "project")
+    t0, t1 = pg_targets(hgenv, central_repo, sshd_hosts, [h0, h1], path,
+                        postgres.port, pgdb)
+    hgenv.write_hgrc(central_repo, ssh_settings(sshd_hosts) + environment(
+        "staging", hosts=f"{h0.spec}, {h1.spec}", path=path, migrate=MIGRATE))
+    hgenv.hg("envdeploy", "staging", cwd=central_repo, check=True)
+    node = commit_on(hgenv, central_repo, "staging", "add 0004",
+                     lambda repo: add_migration(repo, 4))
+
+    r = hgenv.hg("--debug", "envdeploy", "staging", cwd=central_repo)
+
+    assert r.rc == 0, r.text
+    assert applied(postgres, pgdb) == BASE + [("bar", "0004_bar_f0004")]
+    lines = r.out.splitlines()
+    warm = [l for l in lines if "migration runner started warm" in l]
+    assert len(warm) == 1 and warm[0].startswith(h0.spec + ":"), warm
+    assert not [l for l in lines
+                if l.startswith(h1.spec + ":") and "runner.sock" in l]
+    assert parent(hgenv, t0) == parent(hgenv, t1) == node
+    assert journal(t1)[-1]["migrations"]["applied"] == ["bar.0004_bar_f0004"]
+
+
 def test_failing_migration_is_rolled_back_once(
         hgenv, central_repo, sshd_hosts, remote_dir, postgres, pgdb):
     (h0, h1), (t0, t1) = two_hosts(hgenv, central_repo, sshd_hosts, remote_dir,
