@@ -105,12 +105,12 @@ class Deploy(Run):
         # In this thread, as _touched below, from this repository's
         # records: which hosts start a warm migration runner with their
         # lock, which are expected to be at the changeset already.
-        latest = records.latest(self.repo)
+        latest = records.latestof(self.repo, self.env.name,
+                                  [r.host.spec for r in results])
         self._warm = migraterunner.predict(self, results, latest)
         self._converging = {
             r.host.spec for r in results
-            if latest.get((self.env.name, r.host.spec), {}).get('node')
-            == self.node}
+            if latest.get(r.host.spec, {}).get('node') == self.node}
         try:
             self.foreach(results, self._prepare, _(b'connecting'))
             freeze.guard(self, results)

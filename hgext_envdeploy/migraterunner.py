@@ -315,7 +315,7 @@ def _warmparts(run, host):
 def predict(run, results, latest):
     """The host specs that should start a warm runner with their lock:
     migration hosts whose last known changeset (``latest``, this
-    repository's records: ``{(env, host): record}``) is one from which
+    repository's records: ``{host: record}``) is one from which
     going to the deploy's changes migrations.  A wrong guess costs a
     Django import on the host, or the time a warm start saves."""
     if run.dryrun:
@@ -325,7 +325,7 @@ def predict(run, results, latest):
     for r in results:
         if run.migrator(r) is not r or _warmparts(run, r.host) is None:
             continue
-        node = latest.get((run.env.name, r.host.spec), {}).get('node')
+        node = latest.get(r.host.spec, {}).get('node')
         if node not in touched:
             touched[node] = migrations.touched(run.repo, run.env, node,
                                                run.node)

@@ -116,6 +116,45 @@ def latest(repo):
     return known
 
 
+# How much of the file's end latestof() reads at a time.
+_CHUNK = 1 << 16
+
+
+def latestof(repo, env, hosts):
+    """``{host: record}``: the newest record of each of ``hosts`` in
+    ``env``, as :func:`latest` has them, read from the end of the file
+    back only as far as it takes to find them all.
+
+    A deploy asks at its start, and the file only grows (20,000 records,
+    4 MiB, take 120 ms to read whole); its newest lines are the ones
+    asked for, as a rule.  A host with no record costs the whole file.
+    """
+    want = set(hosts)
+    found = {}
+    try:
+        fp = open(repo.vfs.join(RECORDS), 'rb')
+    except OSError:
+        return found
+    with fp:
+        end = fp.seek(0, os.SEEK_END)
+        rest = b''  # the start of a line, the rest of it read already
+        while end > 0 and len(found) < len(want):
+            start = max(0, end - _CHUNK)
+            fp.seek(start)
+            lines = (fp.read(end - start) + rest).split(b'\n')
+            end = start
+            rest = lines.pop(0) if start else b''
+            for line in reversed(lines):
+                try:
+                    record = journal.tobytes(json.loads(line))
+                except ValueError:
+                    continue  # empty or damaged
+                if (isinstance(record, dict) and record.get('env') == env
+                        and record.get('host') in want):
+                    found.setdefault(record['host'], record)
+    return found
+
+
 def runs(repo, env, limit=10):
     """The newest ``limit`` deploys and rollbacks of ``env``, newest first:
     dicts with ``id``, ``kind``, ``user``, ``date``, ``outcome`` (``ok``
