@@ -303,8 +303,10 @@ def _warmparts(run, host):
     """``(python, manage.py, args)`` when ``host`` may start warm, or None:
     ``migrate`` is ``PYTHON [DIR/]manage.py migrate ...`` in plain words,
     in place (a release's directory does not exist at the lock yet)."""
+    from . import releases
+
     found = usable(run, host)
-    if found is None or run.env.layout == b'releases':
+    if found is None or releases.enabled(run.env):
         return None
     words = found[0].split()
     if len(words) != 2 or not all(_WORD.match(w) for w in words):
@@ -342,14 +344,13 @@ def warmscript(run, host):
         python, quote(code), quote(SOCKET), manage, quote(_code(args)))
 
 
-def goscript(run, host):
+def goscript(python, manage, args):
     """The runner's step after a warm start: the hand-over, or the cold
-    start when it is refused."""
-    python = _warmparts(run, host)[0]
+    start (:func:`script`) when it is refused."""
     return (b'ENVDEPLOY_REPO="$PWD" %s -I -S -c %s %s; s=$?; '
             b'if [ "$s" = %d ]; then %s; else (exit "$s"); fi'
             % (python, quote(_GO.encode()), quote(SOCKET), _COLD,
-               script(*usable(run, host))))
+               script(manage, args)))
 
 
 def start(run, result):
@@ -363,7 +364,7 @@ def start(run, result):
     session.hgserver.stop()
     if session.warmrunner:
         session.warmrunner = False
-        shell.spawn(goscript(run, result.host))
+        shell.spawn(goscript(_warmparts(run, result.host)[0], *found))
     else:
         shell.spawn(script(*found))
     shell.busy = True

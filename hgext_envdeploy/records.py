@@ -96,16 +96,20 @@ def read(repo):
         return cached[1]
     with open(path, 'rb') as fp:
         data = fp.read()
-    found = []
-    for line in data.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get('env'):
-            found.append(journal.tobytes(record))
+    found = [r for r in map(_parse, data.splitlines()) if r is not None]
     _cache[path] = (key, found)
     return found
+
+
+def _parse(line):
+    """The record on ``line``, or None (empty, damaged, no environment)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(record, dict) and record.get('env'):
+        return journal.tobytes(record)
+    return None
 
 
 def latest(repo):
@@ -144,12 +148,8 @@ def latestof(repo, env, hosts):
             lines = (fp.read(end - start) + rest).split(b'\n')
             end = start
             rest = lines.pop(0) if start else b''
-            for line in reversed(lines):
-                try:
-                    record = journal.tobytes(json.loads(line))
-                except ValueError:
-                    continue  # empty or damaged
-                if (isinstance(record, dict) and record.get('env') == env
+            for record in map(_parse, reversed(lines)):
+                if (record is not None and record['env'] == env
                         and record.get('host') in want):
                     found.setdefault(record['host'], record)
     return found
